@@ -1,0 +1,278 @@
+//! Contacts (Contact.json) and the contact lifecycle event payloads.
+
+use crate::enums::Severity;
+use crate::num::skip_f64;
+use serde::{Deserialize, Serialize};
+
+/// The RemoteID members shared by the stored contact and the CONTACT_NEW/UPDATE data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoteIdFields {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub operator_id: Option<String>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub lat: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub lon: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub altitude_m: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub speed_m_s: Option<f64>,
+}
+
+/// Constant `"REMOTE_ID"` tag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoteIdTag {
+    #[default]
+    #[serde(rename = "REMOTE_ID")]
+    RemoteId,
+}
+
+/// CONTACT_NEW / CONTACT_UPDATE data: the merged record without `source`/`severity`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteIdContactEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: RemoteIdTag,
+    pub last_seen_ts: u64,
+    #[serde(flatten)]
+    pub fields: RemoteIdFields,
+}
+
+/// CONTACT_LOST data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteIdContactLost {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: RemoteIdTag,
+    pub last_seen_ts: u64,
+}
+
+/// Scanner-reported emitter features (all 11 always present).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RfFeatures {
+    pub prominence_db: f64,
+    pub cluster_size: u64,
+    pub pattern_hint: String,
+    pub hop_hint: String,
+    pub bandwidth_est_hz: f64,
+    pub burstiness: f64,
+    pub hop_rate_hz: f64,
+    pub control_score: f64,
+    pub class_path: Vec<String>,
+    pub classification_confidence: f64,
+    pub control_correlation: bool,
+}
+
+impl Default for RfFeatures {
+    fn default() -> Self {
+        Self {
+            prominence_db: 0.0,
+            cluster_size: 0,
+            pattern_hint: "unknown".into(),
+            hop_hint: "none".into(),
+            bandwidth_est_hz: 0.0,
+            burstiness: 0.0,
+            hop_rate_hz: 0.0,
+            control_score: 0.0,
+            class_path: Vec::new(),
+            classification_confidence: 0.0,
+            control_correlation: false,
+        }
+    }
+}
+
+/// RF_CONTACT_NEW / _UPDATE / _LOST data (the scanner's shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RfContactData {
+    pub id: String,
+    pub freq_hz: f64,
+    pub bucket_hz: f64,
+    pub band: String,
+    pub snr_db: f64,
+    pub peak_db: f64,
+    pub noise_floor_db: f64,
+    pub bandwidth_class: String,
+    pub confidence: f64,
+    pub features: RfFeatures,
+}
+
+impl RfContactData {
+    /// Clamps every member into its schema range and replaces non-finite floats,
+    /// so the data is schema-valid whatever the producer computed.
+    pub fn sanitize(&mut self) {
+        fn fin(v: &mut f64) {
+            if !v.is_finite() {
+                *v = 0.0;
+            }
+        }
+        fn unit(v: &mut f64) {
+            fin(v);
+            *v = v.clamp(0.0, 1.0);
+        }
+        fn nonneg(v: &mut f64) {
+            fin(v);
+            if *v < 0.0 {
+                *v = 0.0;
+            }
+        }
+        fin(&mut self.freq_hz);
+        fin(&mut self.bucket_hz);
+        fin(&mut self.snr_db);
+        fin(&mut self.peak_db);
+        fin(&mut self.noise_floor_db);
+        unit(&mut self.confidence);
+        let f = &mut self.features;
+        fin(&mut f.prominence_db);
+        nonneg(&mut f.bandwidth_est_hz);
+        unit(&mut f.burstiness);
+        nonneg(&mut f.hop_rate_hz);
+        unit(&mut f.control_score);
+        unit(&mut f.classification_confidence);
+    }
+}
+
+/// Constant tags for the three contact kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ContactKind {
+    #[serde(rename = "REMOTE_ID")]
+    RemoteId,
+    #[serde(rename = "RF")]
+    Rf,
+    #[serde(rename = "FPV")]
+    Fpv,
+}
+
+/// A contact in the unified list (Contact.json).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Contact {
+    RemoteId(RemoteIdContact),
+    Rf(RfContact),
+    Fpv(FpvContact),
+}
+
+impl Contact {
+    pub fn id(&self) -> &str {
+        match self {
+            Contact::RemoteId(c) => &c.id,
+            Contact::Rf(c) => &c.data.id,
+            Contact::Fpv(c) => &c.id,
+        }
+    }
+    pub fn severity(&self) -> Severity {
+        match self {
+            Contact::RemoteId(c) => c.severity,
+            Contact::Rf(c) => c.severity,
+            Contact::Fpv(c) => c.severity,
+        }
+    }
+    pub fn last_seen_ts(&self) -> u64 {
+        match self {
+            Contact::RemoteId(c) => c.last_seen_ts,
+            Contact::Rf(c) => c.last_seen_ts,
+            Contact::Fpv(c) => c.last_seen_ts,
+        }
+    }
+    pub fn kind(&self) -> ContactKind {
+        match self {
+            Contact::RemoteId(_) => ContactKind::RemoteId,
+            Contact::Rf(_) => ContactKind::Rf,
+            Contact::Fpv(_) => ContactKind::Fpv,
+        }
+    }
+}
+
+/// Constant `"remoteid"` source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoteIdSourceTag {
+    #[default]
+    #[serde(rename = "remoteid")]
+    Remoteid,
+}
+/// Constant `"RF"` tag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RfTag {
+    #[default]
+    #[serde(rename = "RF")]
+    Rf,
+}
+/// Constant `"antsdr"` source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AntsdrSourceTag {
+    #[default]
+    #[serde(rename = "antsdr")]
+    Antsdr,
+}
+/// Constant `"FPV"` tag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FpvTag {
+    #[default]
+    #[serde(rename = "FPV")]
+    Fpv,
+}
+/// Constant `"esp32"` source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Esp32SourceTag {
+    #[default]
+    #[serde(rename = "esp32")]
+    Esp32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteIdContact {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: RemoteIdTag,
+    pub source: RemoteIdSourceTag,
+    pub last_seen_ts: u64,
+    pub severity: Severity,
+    #[serde(flatten)]
+    pub fields: RemoteIdFields,
+}
+
+impl RemoteIdContact {
+    pub fn event_data(&self) -> RemoteIdContactEvent {
+        RemoteIdContactEvent {
+            id: self.id.clone(),
+            kind: RemoteIdTag::RemoteId,
+            last_seen_ts: self.last_seen_ts,
+            fields: self.fields.clone(),
+        }
+    }
+    pub fn lost_data(&self) -> RemoteIdContactLost {
+        RemoteIdContactLost {
+            id: self.id.clone(),
+            kind: RemoteIdTag::RemoteId,
+            last_seen_ts: self.last_seen_ts,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RfContact {
+    #[serde(rename = "type")]
+    pub kind: RfTag,
+    pub source: AntsdrSourceTag,
+    pub last_seen_ts: u64,
+    pub severity: Severity,
+    #[serde(flatten)]
+    pub data: RfContactData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FpvContact {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: FpvTag,
+    pub source: Esp32SourceTag,
+    pub last_seen_ts: u64,
+    pub severity: Severity,
+    pub vrx_id: i64,
+    pub freq_hz: f64,
+    pub rssi_raw: i64,
+    pub selected: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_seen_uptime_ms: Option<u64>,
+}

@@ -1,0 +1,400 @@
+//! System-controller sections: SystemStats, UPS_Telemetry, AudioState, GPSState,
+//! WifiState, BluetoothState, network_state, service_status and the detail lists.
+
+use crate::enums::{Fix, Status, UpsState};
+use crate::num::{in_range, skip_f64};
+use serde::{Deserialize, Serialize};
+
+/// SystemStats.json (SYSTEM_STATUS data, snapshot `system`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SystemStats {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timestamp_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<Status>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub uptime_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<VersionInfo>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cpu: Option<CpuStats>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ram: Option<RamStats>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub storage: Option<StorageStats>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub cpu_temp_c: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub cpu_usage_percent: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub load_1m: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub load_5m: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub load_15m: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ram_used_mb: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ram_total_mb: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub disk_used_gb: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub disk_total_gb: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub throttled_flags: Option<i64>,
+}
+
+impl SystemStats {
+    /// True when any metric is present (status inference, aggregator §9.1).
+    pub fn has_metrics(&self) -> bool {
+        self.uptime_s.is_some()
+            || self.cpu.is_some()
+            || self.ram.is_some()
+            || self.storage.is_some()
+            || self.cpu_temp_c.is_some()
+            || self.cpu_usage_percent.is_some()
+            || self.load_1m.is_some()
+            || self.ram_used_mb.is_some()
+            || self.disk_used_gb.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub app: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub git_sha: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub build_ts: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuStats {
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub temp_c: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub load1: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub load5: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub load15: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub usage_percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RamStats {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub total_mb: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub used_mb: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub free_mb: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StorageStats {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub root: Option<DiskUsage>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub logs: Option<DiskUsage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub total_gb: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub used_gb: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub free_gb: Option<f64>,
+}
+
+/// UPS_Telemetry.json (UPS_UPDATE data, snapshot `power`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpsTelemetry {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timestamp_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<Status>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub pack_voltage_v: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub current_a: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub input_vbus_v: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub input_power_w: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub soc_percent: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_to_empty_s: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_to_full_s: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub per_cell_v: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub state: Option<UpsState>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_error: Option<String>,
+}
+
+impl UpsTelemetry {
+    /// True when a measurement is present (status inference, aggregator §9.1).
+    pub fn has_metrics(&self) -> bool {
+        self.pack_voltage_v.is_some()
+            || self.current_a.is_some()
+            || self.soc_percent.is_some()
+            || self.input_vbus_v.is_some()
+    }
+    /// Drops non-finite cell voltages, which would serialise as null.
+    pub fn sanitize(&mut self) {
+        if let Some(c) = &mut self.per_cell_v {
+            c.retain(|x| x.is_finite());
+        }
+    }
+}
+
+/// AudioState.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AudioState {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timestamp_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<Status>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub volume_percent: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub muted: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_error: Option<String>,
+}
+
+/// GPSState.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpsState {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timestamp_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fix: Option<Fix>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub satellites: Option<Satellites>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub hdop: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub vdop: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub pdop: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub latitude: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub longitude: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub altitude_m: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub speed_m_s: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub heading_deg: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_update_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub age_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_error: Option<String>,
+}
+
+impl GpsState {
+    /// Omits values the schema cannot represent (wire §4.4).
+    pub fn sanitize(&mut self) {
+        self.latitude = in_range(self.latitude, -90.0, 90.0);
+        self.longitude = in_range(self.longitude, -180.0, 180.0);
+        self.speed_m_s = in_range(self.speed_m_s, 0.0, f64::MAX);
+        self.heading_deg = in_range(self.heading_deg, 0.0, 360.0);
+        if self.latitude.is_none() || self.longitude.is_none() {
+            self.latitude = None;
+            self.longitude = None;
+        }
+    }
+    /// Kit position while the fix is 2D or 3D.
+    pub fn position(&self) -> Option<(f64, f64)> {
+        match self.fix {
+            Some(Fix::Fix2d) | Some(Fix::Fix3d) => Some((self.latitude?, self.longitude?)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Satellites {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub in_view: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub in_use: Option<u32>,
+}
+
+/// WifiState.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WifiState {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timestamp_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub connected: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ssid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bssid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rssi_dbm: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub link_quality: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_update_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_error: Option<String>,
+}
+
+/// BluetoothState.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BluetoothState {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timestamp_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scanning: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub paired_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub connected_devices: Option<Vec<BluetoothConnected>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_update_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BluetoothConnected {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rssi_dbm: Option<i64>,
+}
+
+/// StatusSnapshot `network_state` (NETWORK_UPDATE data). `connected` is its anchor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkState {
+    #[serde(default)]
+    pub connected: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ssid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ip_v4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ip_v6: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub wifi: Option<WifiState>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bluetooth: Option<BluetoothState>,
+}
+
+/// StatusSnapshot `service_status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub active_state: String,
+    pub sub_state: String,
+    #[serde(default)]
+    pub restart_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub uptime_s: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_restart_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_error: Option<String>,
+}
+
+/// SERVICE_UPDATE data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceUpdate {
+    pub services: Vec<ServiceStatus>,
+}
+
+/// WifiScanResult.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WifiScanResult {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timestamp_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub networks: Option<Vec<WifiNetwork>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WifiNetwork {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ssid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bssid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub security: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub signal_dbm: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub channel: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub frequency_mhz: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub known: Option<bool>,
+}
+
+/// BluetoothDeviceList.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BluetoothDeviceList {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub timestamp_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub devices: Option<Vec<BluetoothDevice>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BluetoothDevice {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rssi_dbm: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub paired: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub connected: Option<bool>,
+}
+
+/// The system controller's `GET /api/v1/status` body (system-controller §4).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ControllerStatus {
+    #[serde(default)]
+    pub timestamp_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub system: Option<SystemStats>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ups: Option<UpsTelemetry>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub services: Option<Vec<ServiceStatus>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub network: Option<NetworkState>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gps: Option<GpsState>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub audio: Option<AudioState>,
+}
