@@ -124,7 +124,13 @@ mod tests {
         assert!(matches!(r, Ok(CommandRequest { confirm: true, .. })));
         assert_eq!(CommandRequest::parse(b"{nope"), Err(CommandBodyError::InvalidJson));
         assert_eq!(CommandRequest::parse(b"[1]"), Err(CommandBodyError::InvalidPayload));
-        assert_eq!(CommandRequest::parse(br#"{"payload":3}"#), Err(CommandBodyError::InvalidPayload));
-        assert_eq!(CommandRequest::parse(br#"{"confirm":"true"}"#), Err(CommandBodyError::InvalidPayload));
+        assert_eq!(
+            CommandRequest::parse(br#"{"payload":3}"#),
+            Err(CommandBodyError::InvalidPayload)
+        );
+        assert_eq!(
+            CommandRequest::parse(br#"{"confirm":"true"}"#),
+            Err(CommandBodyError::InvalidPayload)
+        );
     }
 }

@@ -65,7 +65,10 @@ mod tests {
 
     #[test]
     fn shapes() {
-        assert_eq!(error_body(ErrorStyle::Detail, "not_found", None, None), r#"{"detail":"not_found"}"#);
+        assert_eq!(
+            error_body(ErrorStyle::Detail, "not_found", None, None),
+            r#"{"detail":"not_found"}"#
+        );
         assert_eq!(
             error_body(ErrorStyle::Detail, "invalid_payload", Some("freq_hz"), None),
             r#"{"detail":"invalid_payload","field":"freq_hz"}"#

@@ -9,6 +9,7 @@ pub mod contact;
 pub mod devices;
 pub mod enums;
 pub mod envelope;
+pub mod esp32;
 pub mod error;
 pub mod events;
 pub mod num;

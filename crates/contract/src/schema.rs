@@ -136,8 +136,9 @@ impl Schemas {
         let kind = env.get("type").and_then(Value::as_str).unwrap_or_default();
         let data = env.get("data").cloned().unwrap_or(Value::Null);
         match kind {
-            "CONTACT_NEW" | "CONTACT_UPDATE" | "CONTACT_LOST" | "TELEMETRY_UPDATE" | "REPLAY_STATE"
-            | "COMMAND_ACK" => self.validate(&format!("{kind}.json"), &env),
+            "CONTACT_NEW" | "CONTACT_UPDATE" | "CONTACT_LOST" | "TELEMETRY_UPDATE" | "REPLAY_STATE" | "COMMAND_ACK" => {
+                self.validate(&format!("{kind}.json"), &env)
+            }
             "SYSTEM_UPDATE" => self.validate("StatusSnapshot.json", &data),
             "SYSTEM_STATUS" => self.validate("SystemStats.json", &data),
             "UPS_UPDATE" => self.validate("UPS_Telemetry.json", &data),
@@ -149,10 +150,7 @@ impl Schemas {
                 if data.as_object().map(|m| m.len()) != Some(1) {
                     return Err(format!("SERVICE_UPDATE data must be exactly {{services}}: {data}"));
                 }
-                self.validate(
-                    "StatusSnapshot.json",
-                    &json!({"timestamp_ms": 0, "services": services}),
-                )
+                self.validate("StatusSnapshot.json", &json!({"timestamp_ms": 0, "services": services}))
             }
             "RF_CONTACT_NEW" | "RF_CONTACT_UPDATE" | "RF_CONTACT_LOST" => {
                 let mut c = data.as_object().cloned().unwrap_or_default();
@@ -237,7 +235,10 @@ pub fn no_nulls_or_empty_objects(v: &Value) -> Result<(), String> {
             Value::Null => Err(format!("null at {path}")),
             Value::Object(m) if m.is_empty() && !path.ends_with("last_event") => Err(format!("empty object at {path}")),
             Value::Object(m) => m.iter().try_for_each(|(k, x)| walk(x, &format!("{path}.{k}"))),
-            Value::Array(a) => a.iter().enumerate().try_for_each(|(i, x)| walk(x, &format!("{path}[{i}]"))),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, x)| walk(x, &format!("{path}[{i}]"))),
             _ => Ok(()),
         }
     }

@@ -67,12 +67,20 @@ fn check_envelope(s: &Schemas, env: &Envelope) -> R {
     v["data"]["bogus_extra_key"] = json!(1);
     let schema_backed = !matches!(env.kind(), "ESP32_TELEMETRY" | "RF_SCAN_STATS");
     if schema_backed {
-        assert!(s.validate_envelope(&v).is_err(), "{} accepted an extra data key", env.kind());
+        assert!(
+            s.validate_envelope(&v).is_err(),
+            "{} accepted an extra data key",
+            env.kind()
+        );
     }
     // negative: an extra top-level key is refused for every type
     let mut v: Value = serde_json::from_str(&env.to_json(None, TimestampField::TimestampMs))?;
     v["extra"] = json!(1);
-    assert!(s.validate_envelope(&v).is_err(), "{} accepted an extra envelope key", env.kind());
+    assert!(
+        s.validate_envelope(&v).is_err(),
+        "{} accepted an extra envelope key",
+        env.kind()
+    );
     Ok(())
 }
 
@@ -305,7 +313,9 @@ fn full_snapshot() -> StatusSnapshot {
         scan_active: true,
         last_error: None,
         last_event_type: Some("RF_CONTACT_NEW".into()),
-        last_event: serde_json::to_value(rf_data()).ok().and_then(|v| v.as_object().cloned()),
+        last_event: serde_json::to_value(rf_data())
+            .ok()
+            .and_then(|v| v.as_object().cloned()),
         last_timestamp_ms: Some(1),
     };
     s.vrx = VrxSection {
@@ -523,12 +533,30 @@ fn snapshots_initial_and_full() -> R {
     check(&s, "StatusSnapshot.json", &full_snapshot())?;
     // key order of aggregator §9.1
     let v = serde_json::to_value(full_snapshot())?;
-    let keys: Vec<&str> = v.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    let keys: Vec<&str> = v
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
     assert_eq!(
         keys,
         [
-            "timestamp_ms", "overall_ok", "system", "power", "rf", "remote_id", "gps", "esp32", "antsdr", "vrx",
-            "fpv", "video", "services", "network", "audio", "contacts", "replay"
+            "timestamp_ms",
+            "overall_ok",
+            "system",
+            "power",
+            "rf",
+            "remote_id",
+            "gps",
+            "esp32",
+            "antsdr",
+            "vrx",
+            "fpv",
+            "video",
+            "services",
+            "network",
+            "audio",
+            "contacts",
+            "replay"
         ]
     );
     Ok(())
@@ -566,7 +594,12 @@ fn event_envelopes() -> R {
                 data: None,
             },
         )?,
-        Envelope::new(kind::COMMAND_ACK, t, Source::System, &SystemCommandAck::ok("audio/volume"))?,
+        Envelope::new(
+            kind::COMMAND_ACK,
+            t,
+            Source::System,
+            &SystemCommandAck::ok("audio/volume"),
+        )?,
         Envelope::new(
             kind::COMMAND_ACK,
             t,
@@ -611,7 +644,12 @@ fn event_envelopes() -> R {
         )?,
         Envelope::new(kind::SYSTEM_STATUS, t, Source::System, &system_stats())?,
         Envelope::new(kind::UPS_UPDATE, t, Source::System, &ups())?,
-        Envelope::new(kind::SERVICE_UPDATE, t, Source::System, &ServiceUpdate { services: services() })?,
+        Envelope::new(
+            kind::SERVICE_UPDATE,
+            t,
+            Source::System,
+            &ServiceUpdate { services: services() },
+        )?,
         Envelope::new(kind::NETWORK_UPDATE, t, Source::System, &network())?,
         Envelope::new(kind::GPS_UPDATE, t, Source::System, &gps())?,
         Envelope::new(
@@ -696,7 +734,8 @@ fn schema_rejections_that_matter() -> R {
     // nulls anywhere in an envelope are refused except COMMAND_ACK err/reason
     let env = json!({"type":"GPS_UPDATE","timestamp_ms":1,"source":"system","data":{"fix":"FIX_3D","hdop":null}});
     assert!(s.validate_envelope(&env).is_err());
-    let ack = json!({"type":"COMMAND_ACK","timestamp_ms":1,"source":"system","data":{"command":"x","ok":true,"reason":null}});
+    let ack =
+        json!({"type":"COMMAND_ACK","timestamp_ms":1,"source":"system","data":{"command":"x","ok":true,"reason":null}});
     s.validate_envelope(&ack)?;
     // RF contact data must not carry contact-only keys
     let mut rf = serde_json::to_value(rf_data())?;
@@ -704,7 +743,8 @@ fn schema_rejections_that_matter() -> R {
     let env = json!({"type":"RF_CONTACT_NEW","timestamp_ms":1,"source":"antsdr","data":rf});
     assert!(s.validate_envelope(&env).is_err());
     // an aggregator envelope with both timestamp keys is refused
-    let env = json!({"type":"HEARTBEAT","timestamp_ms":1,"timestamp":1,"source":"aggregator","data":{"timestamp_ms":1}});
+    let env =
+        json!({"type":"HEARTBEAT","timestamp_ms":1,"timestamp":1,"source":"aggregator","data":{"timestamp_ms":1}});
     assert!(s.validate_envelope(&env).is_err());
     Ok(())
 }
@@ -712,7 +752,8 @@ fn schema_rejections_that_matter() -> R {
 #[test]
 fn tolerant_input_side() -> R {
     // unknown keys dropped, nulls → omitted, odd enum spelling mapped
-    let g: GpsState = serde_json::from_value(json!({"fix":"fix_2d","hdop":null,"extra":1,"latitude":95.0,"longitude":1.0}))?;
+    let g: GpsState =
+        serde_json::from_value(json!({"fix":"fix_2d","hdop":null,"extra":1,"latitude":95.0,"longitude":1.0}))?;
     let mut g = g;
     g.sanitize();
     assert_eq!(g.fix, Some(Fix::Fix2d));

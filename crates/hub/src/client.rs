@@ -15,7 +15,10 @@ use tokio::sync::Notify;
 pub(crate) enum Item {
     Event(Arc<Event>),
     /// A control reply; `seq` is the newest broadcast seq this client's stream reflected when it was queued.
-    Reply { envelope: Envelope, seq: u64 },
+    Reply {
+        envelope: Envelope,
+        seq: u64,
+    },
 }
 
 /// Why the server closes a connection (wire §7.8). 1000 is deliberately absent.
@@ -187,12 +190,15 @@ impl Client {
             return Step::Idle;
         }
         let n = s.items.len().min(max);
-        for item in s.items.drain(..n) {
+        let state = &mut *s;
+        let mut events_taken = 0;
+        for item in state.items.drain(..n) {
             if matches!(item, Item::Event(_)) {
-                s.events -= 1;
+                events_taken += 1;
             }
             out.push(item);
         }
+        state.events = state.events.saturating_sub(events_taken);
         Step::Items
     }
 

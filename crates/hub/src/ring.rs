@@ -122,7 +122,10 @@ mod tests {
     #[test]
     fn frames_are_shared() -> Result<(), Box<dyn std::error::Error>> {
         let e = ev(7)?;
-        assert_eq!(e.frame(false).as_str(), r#"{"type":"X","timestamp_ms":1,"source":"system","data":{"n":7}}"#);
+        assert_eq!(
+            e.frame(false).as_str(),
+            r#"{"type":"X","timestamp_ms":1,"source":"system","data":{"n":7}}"#
+        );
         assert_eq!(
             e.frame(true).as_str(),
             r#"{"type":"X","timestamp_ms":1,"source":"system","data":{"n":7},"seq":7}"#

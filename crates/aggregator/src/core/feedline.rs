@@ -1,0 +1,89 @@
+//! The common front of both feeds: one JSONL line → (type, time, data) or a counted rejection.
+
+use ndefender_contract::time::pick_time;
+use serde_json::{Map, Value};
+
+/// Why a line was rejected before any domain logic (aggregator §3 T8, §4.1, §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// Not JSON, or not a JSON object.
+    Malformed,
+    /// Missing/non-string type, non-object data, missing required members.
+    Invalid,
+}
+
+/// A parsed feed line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedLine {
+    /// ASCII upper-cased `type`.
+    pub kind: String,
+    /// Normalised line time, or receipt time when no candidate is valid.
+    pub time_ms: u64,
+    /// Whether `time_ms` came from the line (false = receipt).
+    pub has_time: bool,
+    pub data: Map<String, Value>,
+    /// The whole top-level object (legacy lines keep members there, e.g. `id`).
+    pub top: Map<String, Value>,
+}
+
+pub fn parse(line: &str, receipt_ms: u64) -> Result<FeedLine, Reject> {
+    let v: Value = serde_json::from_str(line).map_err(|_| Reject::Malformed)?;
+    let Value::Object(mut top) = v else {
+        return Err(Reject::Malformed);
+    };
+    let kind = match top.get("type") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_ascii_uppercase(),
+        _ => return Err(Reject::Invalid),
+    };
+    let data = match top.remove("data") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(Reject::Invalid),
+    };
+    let picked = pick_time(&top);
+    Ok(FeedLine {
+        kind,
+        time_ms: picked.unwrap_or(receipt_ms),
+        has_time: picked.is_some(),
+        data,
+        top,
+    })
+}
+
+/// A non-empty string member.
+pub fn str_member<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    m.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// A finite number member (integers included).
+pub fn num_member(m: &Map<String, Value>, k: &str) -> Option<f64> {
+    m.get(k).and_then(Value::as_f64).filter(|x| x.is_finite())
+}
+
+/// A non-negative integer member: JSON integers, or floats with zero fraction.
+pub fn uint_member(m: &Map<String, Value>, k: &str) -> Option<u64> {
+    match m.get(k)? {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15).map(|f| f as u64)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsing() {
+        assert_eq!(parse("nope", 1), Err(Reject::Malformed));
+        assert_eq!(parse("[1]", 1), Err(Reject::Malformed));
+        assert_eq!(parse(r#"{"data":{}}"#, 1), Err(Reject::Invalid));
+        assert_eq!(parse(r#"{"type":"x","data":3}"#, 1), Err(Reject::Invalid));
+        let l = parse(r#"{"type":"contact_new","timestamp":1772140777}"#, 5);
+        assert_eq!(l.as_ref().map(|l| l.kind.as_str()), Ok("CONTACT_NEW"));
+        assert_eq!(l.as_ref().map(|l| l.time_ms), Ok(1772140777000));
+        let l = parse(r#"{"type":"PEAK","t":1772140777.1}"#, 5);
+        assert_eq!(l.map(|l| (l.time_ms, l.has_time)), Ok((5, false)));
+    }
+}

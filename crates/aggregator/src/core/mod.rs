@@ -1,0 +1,303 @@
+//! The single state owner (aggregator §1): every mutation and the events it
+//! causes are applied and published in one critical section, which is what makes
+//! hub watermarks exact (wire §7.2). Domain logic is synchronous and takes its
+//! time from an injected [`Clock`], so TTLs and watchdogs are tested by moving a
+//! manual clock.
+
+pub mod antsdr;
+pub mod contacts;
+pub mod feedline;
+pub mod remoteid;
+pub mod watchdog;
+
+use crate::config::AggregatorConfig;
+use contacts::ContactStore;
+use ndefender_contract::devices::RemoteIdReplayStateBody;
+use ndefender_contract::enums::{LogLevel, RemoteIdHealth, RfStatus, Status};
+use ndefender_contract::events::{kind, LogEvent};
+use ndefender_contract::snapshot::StatusSnapshot;
+use ndefender_contract::time::Clock;
+use ndefender_contract::{Envelope, Source};
+use ndefender_hub::{Greeting, GreetingSource, Hub};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Per-feed line outcomes (aggregator §14 `aggregator_feed_lines_total`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FeedCounters {
+    pub accepted: u64,
+    pub malformed: u64,
+    pub invalid: u64,
+    pub stale: u64,
+    pub test_marker: u64,
+    pub oversize: u64,
+    pub invalid_utf8: u64,
+    pub unknown_lost: u64,
+    pub lifecycle_rewrites: u64,
+}
+
+/// Which feed a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Feed {
+    RemoteId,
+    Antsdr,
+}
+
+impl Feed {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Feed::RemoteId => "remoteid",
+            Feed::Antsdr => "antsdr",
+        }
+    }
+}
+
+/// Watchdog state of a feed; sections are written only on a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedHealth {
+    /// A line was accepted since the last fault (or nothing judged yet).
+    Fresh,
+    Missing,
+    Stale(String),
+}
+
+/// Everything the aggregator knows. Sections of `snap` are updated field-wise.
+pub struct State {
+    pub cfg: Arc<AggregatorConfig>,
+    pub clock: Arc<dyn Clock>,
+    pub t0_mono: Instant,
+    pub snap: StatusSnapshot,
+    pub contacts: ContactStore,
+    pub counters: HashMap<Feed, FeedCounters>,
+    pub last_activity: HashMap<Feed, Instant>,
+    pub health: HashMap<Feed, FeedHealth>,
+    pub replay_data: Option<RemoteIdReplayStateBody>,
+    pub replay_last_line: Option<Instant>,
+    /// A non-contact section (or the FPV set) changed since the last SYSTEM_UPDATE.
+    pub dirty: bool,
+    /// Events produced by the current mutation, published before the lock drops.
+    pub out: Vec<Envelope>,
+    log_limiter: HashMap<String, Instant>,
+}
+
+impl State {
+    pub fn new(cfg: Arc<AggregatorConfig>, clock: Arc<dyn Clock>) -> Self {
+        let t0 = clock.now_ms();
+        let mut snap = StatusSnapshot::initial(t0);
+        let disabled = || Some("disabled".to_owned());
+        if !cfg.remoteid.enabled {
+            snap.remote_id.last_error = disabled();
+        }
+        if !cfg.antsdr.enabled {
+            snap.rf.status = RfStatus::Offline;
+            snap.rf.last_error = disabled();
+            snap.antsdr.last_error = disabled();
+        }
+        if !cfg.esp32.enabled {
+            snap.esp32.last_error = disabled();
+        }
+        if !cfg.system_controller.enabled {
+            for s in [&mut snap.system.last_error, &mut snap.power.last_error, &mut snap.audio.last_error] {
+                *s = disabled();
+            }
+            snap.gps.last_error = disabled();
+        }
+        let mono = clock.monotonic();
+        Self {
+            cfg,
+            clock,
+            t0_mono: mono,
+            snap,
+            contacts: ContactStore::default(),
+            counters: HashMap::new(),
+            last_activity: HashMap::new(),
+            health: HashMap::new(),
+            replay_data: None,
+            replay_last_line: None,
+            dirty: false,
+            out: Vec::new(),
+            log_limiter: HashMap::new(),
+        }
+    }
+
+    pub fn counters(&mut self, feed: Feed) -> &mut FeedCounters {
+        self.counters.entry(feed).or_default()
+    }
+
+    /// Queues an event for publication at the end of the critical section.
+    pub fn emit<T: serde::Serialize + ?Sized>(&mut self, kind: &str, ts: u64, source: Source, data: &T) {
+        match Envelope::new(kind.to_owned(), ts, source, data) {
+            Ok(e) => self.out.push(e),
+            Err(e) => tracing::error!(error = %e, kind, "cannot build envelope"),
+        }
+    }
+
+    /// LOG_EVENT for a link/feed/watchdog transition, at most one per kind per 10 s.
+    pub fn log_transition(&mut self, level: LogLevel, component: &str, code: &str, message: String) {
+        let now = self.clock.monotonic();
+        let key = format!("{component}:{code}");
+        if let Some(prev) = self.log_limiter.get(&key) {
+            if now.saturating_duration_since(*prev) < Duration::from_secs(10) {
+                return;
+            }
+        }
+        self.log_limiter.insert(key, now);
+        match level {
+            LogLevel::Error => tracing::error!(component, code, "{message}"),
+            LogLevel::Warn => tracing::warn!(component, code, "{message}"),
+            LogLevel::Info => tracing::info!(component, code, "{message}"),
+        }
+        let ev = LogEvent::with(level, component, code, message);
+        let ts = self.clock.now_ms();
+        self.emit(kind::LOG_EVENT, ts, Source::Aggregator, &ev);
+    }
+
+    pub fn replay_active(&self) -> bool {
+        self.snap.replay.active
+    }
+
+    /// Sets a section value and marks the snapshot dirty when it changed.
+    pub fn set_if_changed<T: PartialEq>(dirty: &mut bool, slot: &mut T, v: T) {
+        if *slot != v {
+            *slot = v;
+            *dirty = true;
+        }
+    }
+
+    /// The full snapshot at this instant (aggregator §9).
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let mut s = self.snap.clone();
+        s.timestamp_ms = self.clock.now_ms();
+        s.contacts = self.contacts.sorted();
+        s.remote_id.contacts_active = Some(self.contacts.rid.len() as u64);
+        s.overall_ok = self.overall_ok();
+        s
+    }
+
+    /// aggregator §9.2.
+    pub fn overall_ok(&self) -> bool {
+        let cfg = &self.cfg;
+        let bad = |st: Option<Status>| matches!(st, Some(Status::Degraded) | Some(Status::Offline) | None);
+        cfg.status.overall_ok_sections.iter().all(|sec| match sec.as_str() {
+            "system" if cfg.system_controller.enabled => !bad(self.snap.system.status),
+            "power" if cfg.system_controller.enabled => !bad(self.snap.power.status),
+            "audio" if cfg.system_controller.enabled => !bad(self.snap.audio.status),
+            "rf" if cfg.antsdr.enabled => !matches!(self.snap.rf.status, RfStatus::Degraded | RfStatus::Offline),
+            "remote_id" if cfg.remoteid.enabled => !matches!(
+                self.snap.remote_id.state,
+                RemoteIdHealth::Degraded | RemoteIdHealth::Offline
+            ),
+            "esp32" if cfg.esp32.enabled => self.snap.esp32.connected == Some(true),
+            _ => true,
+        })
+    }
+}
+
+/// The shared handle to the state, the hub and the SYSTEM_UPDATE coalescer.
+#[derive(Clone)]
+pub struct Core {
+    state: Arc<Mutex<State>>,
+    hub: Arc<std::sync::OnceLock<Hub>>,
+    changed: Arc<Notify>,
+}
+
+impl Core {
+    pub fn new(cfg: Arc<AggregatorConfig>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State::new(cfg, clock))),
+            hub: Arc::new(std::sync::OnceLock::new()),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Attaches the hub (once; the hub needs the core as its greeting source first).
+    pub fn attach_hub(&self, hub: Hub) {
+        let _ = self.hub.set(hub);
+    }
+
+    pub fn hub(&self) -> Option<&Hub> {
+        self.hub.get()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a bug panicked mid-mutation; the state is still
+        // the best we have, so keep serving rather than take the daemon down.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a mutation and publishes what it emitted, in one critical section.
+    pub fn mutate<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut st = self.lock();
+        let r = f(&mut st);
+        let out = std::mem::take(&mut st.out);
+        if let Some(hub) = self.hub.get() {
+            for e in out {
+                hub.publish(e);
+            }
+        }
+        if st.dirty {
+            self.changed.notify_one();
+        }
+        r
+    }
+
+    /// Read-only access (REST reads).
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Broadcasts SYSTEM_UPDATE at most once per `update_min_interval_ms`, with a
+    /// trailing edge so the latest state is always sent (aggregator §9.3).
+    pub async fn run_system_updates(self, shutdown: impl std::future::Future<Output = ()>) {
+        let min = Duration::from_millis(self.read(|s| s.cfg.status.update_min_interval_ms));
+        let mut last: Option<tokio::time::Instant> = None;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = self.changed.notified() => {}
+                _ = &mut shutdown => return,
+            }
+            if let Some(l) = last {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(l + min) => {}
+                    _ = &mut shutdown => return,
+                }
+            }
+            let sent = self.mutate(|st| {
+                if !st.dirty {
+                    return false;
+                }
+                st.dirty = false;
+                let snap = st.snapshot();
+                let ts = snap.timestamp_ms;
+                st.emit(kind::SYSTEM_UPDATE, ts, Source::Aggregator, &snap);
+                true
+            });
+            if sent {
+                last = Some(tokio::time::Instant::now());
+            }
+        }
+    }
+
+    fn snapshot_greeting(&self, hub: &Hub) -> Greeting {
+        let st = self.lock();
+        let watermark = hub.last_seq();
+        let snap = st.snapshot();
+        let env = Envelope::new(kind::SYSTEM_UPDATE, snap.timestamp_ms, Source::Aggregator, &snap);
+        Greeting {
+            envelopes: env.into_iter().collect(),
+            watermark,
+        }
+    }
+}
+
+impl GreetingSource for Core {
+    fn greeting(&self, hub: &Hub) -> Greeting {
+        self.snapshot_greeting(hub)
+    }
+    fn resync(&self, hub: &Hub) -> Greeting {
+        self.snapshot_greeting(hub)
+    }
+}

@@ -1,0 +1,151 @@
+//! `ndefender-aggregator`: merges the RemoteID and AntSDR feeds (and, through
+//! their own modules, the ESP32 panel, the system controller and the scanner)
+//! into one StatusSnapshot and one contact list, and fans events out on
+//! `/api/v1/ws` (aggregator.md). Data flows source → [`core`] → hub.
+
+pub mod api;
+pub mod config;
+pub mod core;
+pub mod feeds;
+pub mod upstream;
+
+use crate::api::Api;
+use crate::config::AggregatorConfig;
+use crate::core::watchdog::{self, Facts};
+use crate::core::Core;
+use crate::upstream::Upstream;
+use ndefender_contract::time::{Clock, SystemClock};
+use ndefender_contract::{ErrorStyle, Source, TimestampField};
+use ndefender_hub::{Hub, HubConfig};
+use ndefender_service::http::Conventions;
+use ndefender_service::lifecycle::{self, systemd};
+use ndefender_service::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const WS_PATH: &str = "/api/v1/ws";
+
+fn hub_config(cfg: &AggregatorConfig) -> HubConfig {
+    let s = &cfg.server;
+    HubConfig {
+        source: Source::Aggregator,
+        time_field: TimestampField::TimestampMs,
+        error_style: ErrorStyle::Detail,
+        max_clients: s.max_clients,
+        client_queue: s.client_queue,
+        replay_buffer: s.replay_buffer,
+        heartbeat_ms: s.heartbeat_ms,
+        ping_interval_s: s.ping_interval_s,
+        send_timeout_s: s.send_timeout_s,
+        max_frame_bytes: s.max_frame_bytes,
+        max_patterns: s.max_patterns,
+        api_key: s.api_key.clone(),
+        allowed_origins: s.allowed_origins.clone(),
+    }
+}
+
+/// Runs the daemon until `shutdown` fires, then stops within the wire §7.9 budget.
+pub async fn run(cfg: AggregatorConfig, shutdown: Shutdown) -> std::io::Result<()> {
+    run_with_clock(cfg, shutdown, Arc::new(SystemClock)).await
+}
+
+pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -> std::io::Result<()> {
+    let cfg = Arc::new(cfg);
+    let listener = lifecycle::bind(&cfg.server.bind).await?;
+    tracing::info!(bind = %cfg.server.bind, "aggregator listening");
+
+    let core = Core::new(cfg.clone(), clock);
+    let hub = Hub::new(hub_config(&cfg), Arc::new(core.clone()));
+    core.attach_hub(hub.clone());
+
+    let feeds = feeds::start(&cfg, &core)?;
+
+    tokio::spawn(core.clone().run_system_updates(shutdown.wait()));
+    tokio::spawn(run_ticker(core.clone(), cfg.clone(), shutdown.clone()));
+
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let api = Arc::new(Api {
+        core: core.clone(),
+        started: Instant::now(),
+        remoteid: Upstream::new("remoteid", &cfg.remoteid.base_url, &cfg.remoteid.api_key, client.clone()),
+        controller: Upstream::new(
+            "system_controller",
+            &cfg.system_controller.base_url,
+            &cfg.system_controller.api_key,
+            client.clone(),
+        ),
+        antsdr: Upstream::new("antsdr", &cfg.antsdr.base_url, &cfg.antsdr.api_key, client),
+        get_timeout: Duration::from_secs_f64(cfg.proxy.get_timeout_s),
+    });
+    let app = api::router(api).route(WS_PATH, hub.ws_route());
+    let conv = Conventions::new(
+        ErrorStyle::Detail,
+        &cfg.server.api_key,
+        &cfg.server.allowed_origins,
+        cfg.server.cors_max_age_s,
+    )
+    .with_ws_paths(&[WS_PATH]);
+    let flag = conv.shutting_down.clone();
+    let app = ndefender_service::http::apply(app, conv);
+
+    systemd::ready();
+    let status_core = core.clone();
+    let alive_core = core.clone();
+    lifecycle::spawn_watchdog(
+        move || {
+            let c = alive_core.clone();
+            async move { tokio::task::spawn_blocking(move || c.read(|_| true)).await.unwrap_or(false) }
+        },
+        move || {
+            let ok = status_core.read(|st| st.overall_ok());
+            let clients = status_core.hub().map(|h| h.client_count()).unwrap_or(0);
+            format!("clients={clients} overall_ok={ok}")
+        },
+    );
+
+    // Ingest stops first (final checkpoints = exactly what was published), then
+    // the hub delivers what it holds and closes every client with 1001.
+    let hub_for_drain = hub.clone();
+    lifecycle::serve(listener, app, shutdown, Some(flag), async move {
+        feeds.stop().await;
+        hub_for_drain.shutdown().await;
+    })
+    .await?;
+    systemd::stopping();
+    tracing::info!("aggregator stopped");
+    Ok(())
+}
+
+/// The 1 s tick: facts are read off the executor, then applied under the lock.
+async fn run_ticker(core: Core, cfg: Arc<AggregatorConfig>, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n: u64 = 0;
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stop => return,
+        }
+        let probe_video = n % 5 == 0;
+        n += 1;
+        let c = cfg.clone();
+        let facts = match tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::task::spawn_blocking(move || Facts::gather(&c, probe_video)),
+        )
+        .await
+        {
+            Ok(Ok(f)) => f,
+            _ => {
+                tracing::warn!("filesystem probe timed out; skipping this tick");
+                continue;
+            }
+        };
+        core.mutate(|st| watchdog::tick(st, &facts));
+    }
+}

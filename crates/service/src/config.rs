@@ -1,0 +1,294 @@
+//! Config loading shared by the three daemons (wire §10): built-in defaults, an
+//! optional TOML file, `NDEFENDER_<SECTION>__<KEY>` overrides; unknown keys stop
+//! startup naming the key; `--check-config` prints the effective config with
+//! secrets masked.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::Path;
+
+const ENV_PREFIX: &str = "NDEFENDER_";
+
+/// A config error; `Display` names the offending key. The process exits 2 on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+/// Range and cross-field checks a daemon config performs after deserialising.
+pub trait Validate {
+    /// `Err((key, message))` for the first invalid value.
+    fn validate(&self) -> Result<(), (String, String)>;
+}
+
+/// Loads `T` from defaults, the file (if any) and the given environment.
+pub fn load<T>(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+{
+    let mut table = match file {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?;
+            text.parse::<toml::Table>()
+                .map_err(|e| ConfigError(format!("{}: {}", p.display(), e.message())))?
+        }
+        None => toml::Table::new(),
+    };
+    apply_env(&mut table, env)?;
+    let mut unknown = Vec::new();
+    let value = toml::Value::Table(table);
+    let cfg: T = serde_ignored::deserialize(value, |path| unknown.push(path.to_string()))
+        .map_err(|e| ConfigError(describe_type_error(&e.to_string())))?;
+    if let Some(key) = unknown.first() {
+        return Err(ConfigError(format!("unknown key \"{key}\"")));
+    }
+    cfg.validate()
+        .map_err(|(key, msg)| ConfigError(format!("invalid value for \"{key}\": {msg}")))?;
+    Ok(cfg)
+}
+
+fn describe_type_error(msg: &str) -> String {
+    // toml already names the key ("... for key `esp32.baud`"); keep its words.
+    format!("invalid config: {}", msg.trim())
+}
+
+/// Applies `NDEFENDER_<SECTION>__<KEY>[__<SUBKEY>…]` overrides onto the table.
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if !rest.contains("__") {
+            // Not a config override (e.g. NDEFENDER_LOG); leave it to whoever reads it.
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError(format!("malformed override variable {name}")));
+        }
+        let value = parse_env_value(&raw);
+        let mut cur = &mut *table;
+        for seg in &path[..path.len() - 1] {
+            let entry = cur
+                .entry(seg.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            cur = match entry {
+                toml::Value::Table(t) => t,
+                _ => return Err(ConfigError(format!("unknown key \"{}\"", path.join(".")))),
+            };
+        }
+        if let Some(last) = path.last() {
+            cur.insert(last.clone(), value);
+        }
+    }
+    Ok(())
+}
+
+/// A TOML value if the text parses as one (numbers, bools, inline arrays,
+/// quoted strings), else the raw text as a string.
+fn parse_env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+/// The effective config as TOML with secrets shown as `***`.
+pub fn render_masked<T: Serialize>(cfg: &T) -> String {
+    let mut v = match toml::Value::try_from(cfg) {
+        Ok(v) => v,
+        Err(e) => return format!("# cannot render config: {e}\n"),
+    };
+    mask(&mut v);
+    toml::to_string_pretty(&v).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+}
+
+fn mask(v: &mut toml::Value) {
+    if let toml::Value::Table(t) = v {
+        for (k, x) in t.iter_mut() {
+            let secret = k == "api_key" || k.contains("password") || k.contains("secret");
+            match x {
+                toml::Value::String(s) if secret && !s.is_empty() => *s = "***".into(),
+                _ => mask(x),
+            }
+        }
+    }
+}
+
+/// The common command line of every daemon (interfaces.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonArgs {
+    pub config: Option<std::path::PathBuf>,
+    pub check_config: bool,
+    /// Flags a daemon adds itself (e.g. the scanner's `--bench-dsp`), in order.
+    pub extra: Vec<String>,
+}
+
+impl DaemonArgs {
+    /// Parses `--config <file>`, `--config=<file>`, `--check-config`; anything else goes to `extra`.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, ConfigError> {
+        let mut out = DaemonArgs::default();
+        let mut it = args.into_iter();
+        while let Some(a) = it.next() {
+            if a == "--config" {
+                let p = it.next().ok_or_else(|| ConfigError("--config needs a file".into()))?;
+                out.config = Some(p.into());
+            } else if let Some(p) = a.strip_prefix("--config=") {
+                out.config = Some(p.into());
+            } else if a == "--check-config" {
+                out.check_config = true;
+            } else {
+                out.extra.push(a);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Standard startup: parse args, load config (exit 2 naming the key on error),
+/// handle `--check-config` (print and exit 0). Returns the config and the args.
+pub fn load_or_exit<T>(daemon: &str) -> (T, DaemonArgs)
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+{
+    let args = match DaemonArgs::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{daemon}: {e}");
+            std::process::exit(2);
+        }
+    };
+    let cfg = match load::<T>(args.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{daemon}: {e}");
+            std::process::exit(2);
+        }
+    };
+    if args.check_config {
+        print!("{}", render_masked(&cfg));
+        std::process::exit(0);
+    }
+    (cfg, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Server {
+        bind: String,
+        api_key: String,
+        max_clients: u32,
+        origins: Vec<String>,
+    }
+    impl Default for Server {
+        fn default() -> Self {
+            Self {
+                bind: "127.0.0.1:8001".into(),
+                api_key: String::new(),
+                max_clients: 64,
+                origins: vec!["*".into()],
+            }
+        }
+    }
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Cfg {
+        server: Server,
+    }
+    impl Validate for Cfg {
+        fn validate(&self) -> Result<(), (String, String)> {
+            if self.server.max_clients == 0 {
+                return Err(("server.max_clients".into(), "must be ≥ 1".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_file_env_precedence() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[server]\nbind = \"0.0.0.0:1\"\nmax_clients = 3\n")?;
+        let c: Cfg = load(Some(&f), env(&[("NDEFENDER_SERVER__MAX_CLIENTS", "5")]))?;
+        assert_eq!(c.server.bind, "0.0.0.0:1");
+        assert_eq!(c.server.max_clients, 5);
+        let c: Cfg = load(
+            None,
+            env(&[
+                ("NDEFENDER_SERVER__ORIGINS", "[\"http://a\"]"),
+                ("NDEFENDER_SERVER__BIND", "0.0.0.0:9"),
+            ]),
+        )?;
+        assert_eq!(c.server.origins, vec!["http://a".to_string()]);
+        assert_eq!(c.server.bind, "0.0.0.0:9");
+        assert_eq!(load::<Cfg>(None, env(&[]))?, Cfg::default());
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_are_named() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[server]\nbnd = \"x\"\n")?;
+        let e = load::<Cfg>(Some(&f), env(&[])).err().map(|e| e.0).unwrap_or_default();
+        assert_eq!(e, "unknown key \"server.bnd\"");
+        let e = load::<Cfg>(None, env(&[("NDEFENDER_ESP32__PROT", "1")]))
+            .err()
+            .map(|e| e.0);
+        assert_eq!(e.as_deref(), Some("unknown key \"esp32\""));
+        let e = load::<Cfg>(None, env(&[("NDEFENDER_SERVER__PROT", "1")]))
+            .err()
+            .map(|e| e.0);
+        assert_eq!(e.as_deref(), Some("unknown key \"server.prot\""));
+        Ok(())
+    }
+
+    #[test]
+    fn type_and_range_errors_name_the_key() {
+        let e = load::<Cfg>(None, env(&[("NDEFENDER_SERVER__MAX_CLIENTS", "\"many\"")]))
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("max_clients"), "{e}");
+        let e = load::<Cfg>(None, env(&[("NDEFENDER_SERVER__MAX_CLIENTS", "0")]))
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("server.max_clients"), "{e}");
+    }
+
+    #[test]
+    fn masking() {
+        let mut c = Cfg::default();
+        c.server.api_key = "hunter2".into();
+        let s = render_masked(&c);
+        assert!(s.contains("api_key = \"***\""), "{s}");
+        assert!(!s.contains("hunter2"));
+    }
+
+    #[test]
+    fn args() -> Result<(), ConfigError> {
+        let a = DaemonArgs::parse(["--config", "/x.toml", "--check-config", "--bench-dsp"].map(String::from))?;
+        assert_eq!(a.config.as_deref(), Some(Path::new("/x.toml")));
+        assert!(a.check_config);
+        assert_eq!(a.extra, vec!["--bench-dsp".to_string()]);
+        assert!(DaemonArgs::parse(["--config".to_string()]).is_err());
+        Ok(())
+    }
+}
