@@ -146,7 +146,9 @@ async fn ttl_expiry_emits_contact_lost() -> R {
     assert_eq!(lost["data"]["id"], "rid:ttl");
     assert_eq!(lost["data"]["last_seen_ts"], new["data"]["last_seen_ts"]);
     let age = lost["timestamp_ms"].as_u64().unwrap_or(0) - new["data"]["last_seen_ts"].as_u64().unwrap_or(0);
-    assert!((2000..3500).contains(&age), "lost after {age} ms");
+    // The exact 15–16 s window is asserted on a manual clock in tests/domain.rs; here only
+    // "not before the TTL, not absurdly after" (a loaded CI machine delays the 1 s sweep).
+    assert!((2000..6000).contains(&age), "lost after {age} ms");
     Ok(())
 }
 
@@ -380,5 +382,42 @@ fn repository_config_equals_builtin_defaults() -> R {
             );
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn system_update_is_coalesced_and_ends_on_the_latest_state() -> R {
+    let dir = tempfile::tempdir()?;
+    let d = Daemon::start(dir.path(), &[("NDEFENDER_SERVER__HEARTBEAT_MS", "0")]).await?;
+    let mut ws = Ws::connect(&d.ws_url()).await?;
+    ws.wait_for(S5, |v| kind(v) == "SYSTEM_UPDATE").await?; // greeting
+    // let the startup watchdog transitions settle into their own broadcast
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    while ws.next(Duration::from_millis(200)).await?.is_some() {}
+    // 10 section changes within one second
+    let mut lines = Vec::new();
+    for i in 0..10u64 {
+        let t = now_ms();
+        lines.push(format!(
+            r#"{{"type":"TELEMETRY_UPDATE","timestamp_ms":{t},"source":"remoteid","data":{{"state":"ok","last_update_ms":{},"contacts_active":0,"mode":"live"}}}}"#,
+            t - 10 + i
+        ));
+    }
+    for l in lines {
+        append(&d.rid_path(), &[l])?;
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+    let mut updates = Vec::new();
+    while let Some(v) = ws.next(Duration::from_millis(2500)).await? {
+        if kind(&v) == "SYSTEM_UPDATE" {
+            updates.push(v);
+        }
+    }
+    assert!(!updates.is_empty() && updates.len() <= 2, "{} broadcasts", updates.len());
+    let (_, _, mut status) = get_json(&format!("{}/api/v1/status", d.base())).await?;
+    let mut last = updates.last().cloned().ok_or("none")?["data"].take();
+    last["timestamp_ms"] = json!(0);
+    status["timestamp_ms"] = json!(0);
+    assert_eq!(last, status, "the trailing broadcast carries the latest state");
     Ok(())
 }

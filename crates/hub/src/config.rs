@@ -4,7 +4,7 @@ use ndefender_contract::{ErrorStyle, Source, TimestampField};
 use std::time::Duration;
 
 /// Everything the hub needs to know about the service that mounts it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HubConfig {
     /// Own source for HEARTBEAT and control replies.
     pub source: Source,
@@ -31,6 +31,27 @@ pub struct HubConfig {
     pub api_key: String,
     /// `["*"]` allows every origin.
     pub allowed_origins: Vec<String>,
+}
+
+/// Hand-written so the API key never reaches a log line.
+impl std::fmt::Debug for HubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubConfig")
+            .field("source", &self.source)
+            .field("time_field", &self.time_field)
+            .field("error_style", &self.error_style)
+            .field("max_clients", &self.max_clients)
+            .field("client_queue", &self.client_queue)
+            .field("replay_buffer", &self.replay_buffer)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("ping_interval_s", &self.ping_interval_s)
+            .field("send_timeout_s", &self.send_timeout_s)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("max_patterns", &self.max_patterns)
+            .field("api_key", &if self.api_key.is_empty() { "" } else { "***" })
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
 }
 
 impl Default for HubConfig {
@@ -84,5 +105,20 @@ fn positive_secs(s: f64) -> Option<Duration> {
         Duration::try_from_secs_f64(s).ok()
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_key() {
+        let cfg = HubConfig {
+            api_key: "hunter2".into(),
+            ..HubConfig::default()
+        };
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
     }
 }

@@ -13,7 +13,7 @@ mod admission;
 mod client;
 mod config;
 mod connection;
-pub mod pattern;
+mod pattern;
 mod payload;
 mod reader;
 mod ring;

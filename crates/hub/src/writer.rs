@@ -85,14 +85,14 @@ pub(crate) async fn run(hub: Hub, client: Arc<Client>, sink: SplitSink<WebSocket
 }
 
 impl Writer {
-    async fn start(&mut self, start: Start) -> Result<(), Either> {
+    async fn start(&mut self, start: Start) -> Result<(), Stop> {
         let source = Arc::clone(self.hub.greeting_source());
         let hub = self.hub.clone();
         let set = match start {
             Start::Greeting => guarded(|| (source.hello(), source.greeting(&hub))),
             Start::Resync => guarded(|| (source.hello(), source.resync(&hub))),
             Start::Replay { since, events } => {
-                let hello = guarded(|| source.hello()).ok_or(Either::Close(CloseReason::Internal))?;
+                let hello = guarded(|| source.hello()).ok_or(Stop::Close(CloseReason::Internal))?;
                 self.watermark = since;
                 self.through = since;
                 self.send_set(&hello, since).await?;
@@ -103,7 +103,7 @@ impl Writer {
                 return Ok(self.flush().await?);
             }
         };
-        let (hello, greeting) = set.ok_or(Either::Close(CloseReason::Internal))?;
+        let (hello, greeting) = set.ok_or(Stop::Close(CloseReason::Internal))?;
         self.watermark = greeting.watermark;
         self.through = greeting.watermark;
         self.send_set(&hello, greeting.watermark).await?;
@@ -121,7 +121,7 @@ impl Writer {
             let done = match step {
                 Step::Close(reason) => return self.close(reason).await,
                 Step::Resync => self.resync().await,
-                Step::Items => self.send_items(&mut batch).await.map_err(Either::from),
+                Step::Items => self.send_items(&mut batch).await.map_err(Stop::from),
                 Step::Idle => {
                     self.idle().await;
                     Ok(())
@@ -158,11 +158,11 @@ impl Writer {
         self.flush().await
     }
 
-    async fn resync(&mut self) -> Result<(), Either> {
+    async fn resync(&mut self) -> Result<(), Stop> {
         self.hub.counters().resyncs.fetch_add(1, Relaxed);
         let source = Arc::clone(self.hub.greeting_source());
         let hub = self.hub.clone();
-        let set = guarded(|| source.resync(&hub)).ok_or(Either::Close(CloseReason::Internal))?;
+        let set = guarded(|| source.resync(&hub)).ok_or(Stop::Close(CloseReason::Internal))?;
         self.watermark = set.watermark;
         self.through = self.through.max(set.watermark);
         self.send_set(&set.envelopes, set.watermark).await?;
@@ -224,16 +224,16 @@ impl Writer {
         }
     }
 
-    async fn fail(self, e: Either) -> WriterEnd {
+    async fn fail(self, e: Stop) -> WriterEnd {
         match e {
-            Either::Fail(Fail::Broken) => WriterEnd::Gone,
-            Either::Fail(Fail::TimedOut) => {
+            Stop::Fail(Fail::Broken) => WriterEnd::Gone,
+            Stop::Fail(Fail::TimedOut) => {
                 self.hub.counters().slow_closes.fetch_add(1, Relaxed);
                 // The socket is blocked, so this close frame most likely never leaves; try briefly anyway.
                 self.close(CloseReason::SlowConsumer).await;
                 WriterEnd::Gone
             }
-            Either::Close(reason) => self.close(reason).await,
+            Stop::Close(reason) => self.close(reason).await,
         }
     }
 
@@ -256,14 +256,15 @@ impl Writer {
     }
 }
 
-enum Either {
+/// Why the writer stops early: a failed write, or a close it must send.
+enum Stop {
     Fail(Fail),
     Close(CloseReason),
 }
 
-impl From<Fail> for Either {
+impl From<Fail> for Stop {
     fn from(f: Fail) -> Self {
-        Either::Fail(f)
+        Stop::Fail(f)
     }
 }
 

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 /// T11: after an I/O error the next attempt waits this long.
 const RETRY: Duration = Duration::from_secs(1);
+/// Keeps a zero interval from spinning and a huge one from overflowing `Instant` arithmetic.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// T4: read size.
 const CHUNK: usize = 64 * 1024;
 
@@ -96,6 +99,12 @@ impl<S: LineSink> Ctx<S> {
             if n == 0 {
                 return Ok(Pumped::Eof);
             }
+            // A rewrite between the caller's head check and this read would make us deliver the new
+            // file's bytes at the old offset; checking after the read closes that window.
+            if t.head.len > 0 && t.read_pos >= t.head.len && read_head(&t.file, t.head.len)? != Some(t.head) {
+                self.restart_from_zero(t, "rewritten in place");
+                continue;
+            }
             let data = self.buf.get(..n).unwrap_or_default();
             if !t.head.extend(t.read_pos, data) {
                 t.head = current_head(&t.file)?;
@@ -118,6 +127,18 @@ impl<S: LineSink> Ctx<S> {
             // A long backlog must not leave the checkpoint seconds behind (crash repeats ≤ 1 s).
             self.ckpt.tick(&self.path, Some(t.position()));
         }
+    }
+
+    /// T6: same file, but not the bytes we were reading: drop the partial line and read from 0.
+    fn restart_from_zero(&mut self, t: &mut Tracked, how: &str) {
+        tracing::info!(feed = %self.feed, how, old_offset = t.read_pos, "file {how}; reading from 0");
+        self.framer.reset(0);
+        t.read_pos = 0;
+        t.committed = 0;
+        t.head = Head::EMPTY;
+        self.stats.truncation();
+        self.stats.set_offset(0);
+        self.notice(TailNotice::Truncated);
     }
 
     /// The file is done for good (rotated away or deleted, already read to EOF): its unterminated
@@ -270,7 +291,7 @@ impl<S: LineSink> Follower<S> {
                 stop,
                 ckpt: Checkpointer {
                     path: cfg.checkpoint_path.clone(),
-                    interval: cfg.checkpoint_interval,
+                    interval: cfg.checkpoint_interval.min(MAX_INTERVAL),
                     written: None,
                     last_attempt: None,
                     failing: false,
@@ -278,7 +299,7 @@ impl<S: LineSink> Follower<S> {
             },
             rx,
             watch,
-            poll_interval: cfg.poll_interval.max(Duration::from_millis(10)),
+            poll_interval: cfg.poll_interval.clamp(MIN_INTERVAL, MAX_INTERVAL),
             start_position: cfg.start_position,
             pending_start: Some(loaded),
             prev: None,
@@ -342,9 +363,11 @@ impl<S: LineSink> Follower<S> {
             };
             if (woke || poll_due || retry_due) && !backing_off {
                 self.backoff_until = None;
-                match self.step() {
-                    Ok(()) => self.recovered(),
-                    Err(e) => self.failed(e),
+                // Last line of defence for "never die": a bug in one round is retried like an I/O error.
+                match catch_unwind(AssertUnwindSafe(|| self.step())) {
+                    Ok(Ok(())) => self.recovered(),
+                    Ok(Err(e)) => self.failed(e),
+                    Err(_) => self.failed(io::Error::other("internal error in the tailer (panic); retrying")),
                 }
             }
             if self.ctx.stopping() {
@@ -520,14 +543,7 @@ impl<S: LineSink> Follower<S> {
             None
         };
         if let Some(how) = how {
-            tracing::info!(feed = %self.ctx.feed, how, old_offset = cur.read_pos, "file {how}; reading from 0");
-            self.ctx.framer.reset(0);
-            cur.read_pos = 0;
-            cur.committed = 0;
-            cur.head = Head::EMPTY;
-            self.ctx.stats.truncation();
-            self.ctx.stats.set_offset(0);
-            self.notice(TailNotice::Truncated);
+            self.ctx.restart_from_zero(cur, how);
         }
         self.ctx.pump(cur).map(|_| ())
     }

@@ -32,7 +32,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use watch::Msg;
@@ -128,7 +128,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct TailHandle {
     stop: Arc<AtomicBool>,
     tx: Sender<Msg>,
-    done: Receiver<io::Result<()>>,
+    /// In a mutex only so the handle is `Sync` (it may sit in shared daemon state).
+    done: Mutex<Receiver<io::Result<()>>>,
     thread: Option<JoinHandle<()>>,
     stats: TailStats,
 }
@@ -153,7 +154,12 @@ impl TailHandle {
     /// is left to finish on its own; it still writes the final checkpoint when it gets there.
     pub fn stop_within(mut self, limit: Duration) -> io::Result<()> {
         self.signal();
-        match self.done.recv_timeout(limit) {
+        let outcome = self
+            .done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recv_timeout(limit);
+        match outcome {
             Ok(result) => {
                 if let Some(t) = self.thread.take() {
                     // The thread has sent its result, so this join returns at once.
@@ -215,8 +221,51 @@ pub fn spawn(cfg: TailConfig, sink: impl LineSink) -> io::Result<TailHandle> {
     Ok(TailHandle {
         stop,
         tx,
-        done,
+        done: Mutex::new(done),
         thread: Some(thread),
         stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handle_and_stats_can_live_in_shared_async_state() {
+        send_sync::<TailHandle>();
+        send_sync::<TailStats>();
+    }
+
+    #[test]
+    fn start_position_config_spelling() -> Result<(), serde_json::Error> {
+        assert_eq!(serde_json::from_str::<StartPosition>("\"end\"")?, StartPosition::End);
+        assert_eq!(
+            serde_json::from_str::<StartPosition>("\"beginning\"")?,
+            StartPosition::Beginning
+        );
+        assert!(serde_json::from_str::<StartPosition>("\"start\"").is_err());
+        assert_eq!(StartPosition::default(), StartPosition::End);
+        Ok(())
+    }
+
+    #[test]
+    fn spec_defaults() {
+        let c = TailConfig::new("remoteid", "/x/f.jsonl", "/s/tail-remoteid.json");
+        assert_eq!(c.poll_interval, Duration::from_secs(1));
+        assert_eq!(c.checkpoint_interval, Duration::from_secs(1));
+        assert_eq!(c.max_line_bytes, 1 << 20);
+        assert_eq!(c.start_position, StartPosition::End);
+    }
+
+    #[test]
+    fn path_without_file_name_is_refused() {
+        let c = TailConfig::new("x", "/", "/tmp/ck.json");
+        assert_eq!(
+            spawn(c, |_: &str, _: bool| {}).err().map(|e| e.kind()),
+            Some(io::ErrorKind::InvalidInput)
+        );
+    }
 }

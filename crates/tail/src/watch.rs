@@ -2,6 +2,7 @@
 //! poll is what guarantees progress, so every failure here degrades to polling instead of erroring.
 
 use crate::identity::FileId;
+use notify::event::AccessKind;
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::ffi::OsString;
 use std::fs;
@@ -73,6 +74,10 @@ impl DirWatch {
             tracing::debug!(dir = %self.dir.display(), "inotify queue overflow; re-arming");
             self.rearm();
             return true;
+        }
+        // Opens change nothing; every reader in the directory (ourselves included) would wake us.
+        if matches!(event.kind, EventKind::Access(AccessKind::Open(_))) {
+            return false;
         }
         if event.paths.is_empty() {
             return true;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ndefender_tail::{spawn, StartPosition, TailNotice};
+use ndefender_tail::{spawn, LineSink, StartPosition, TailNotice};
 
 #[test]
 fn invalid_utf8_line_is_delivered_lossily_flagged_and_counted() -> Res {
@@ -52,6 +52,33 @@ fn five_mib_line_is_skipped_and_counted_neighbours_intact() -> Res {
     assert!(sink
         .notices()
         .contains(&TailNotice::OversizeLine { bytes: written as u64 }));
+    tail.stop()?;
+    Ok(())
+}
+
+/// Panics on the line with id 2.
+struct Fragile(Recorder);
+
+impl LineSink for Fragile {
+    #[allow(clippy::panic)]
+    fn line(&mut self, line: &str, invalid_utf8: bool) {
+        if id_of(line) == Some(2) {
+            panic!("sink bug on purpose");
+        }
+        self.0.line(line, invalid_utf8);
+    }
+}
+
+#[test]
+fn a_panicking_sink_costs_one_line_not_the_feed() -> Res {
+    let fx = Fixture::new()?;
+    append(&fx.path, "")?;
+    let sink = Recorder::default();
+    let tail = spawn(fx.cfg(StartPosition::End), Fragile(sink.clone()))?;
+    append(&fx.path, recs(1..4))?;
+    sink.wait_id(3)?;
+    assert_ids(&sink.ids(), [1, 3])?;
+    assert_eq!(tail.stats().sink_panics(), 1);
     tail.stop()?;
     Ok(())
 }

@@ -184,3 +184,28 @@ fn checkpoint_follows_delivery_while_running() -> Res {
     assert_eq!(fx.checkpoint_offset()?, delivered);
     Ok(())
 }
+
+#[test]
+fn file_replaced_by_an_identical_copy_resumes_by_fingerprint() -> Res {
+    let fx = Fixture::new()?;
+    let mut w = Writer::open(&fx.path)?;
+    let first = Recorder::default();
+    let tail = spawn(fx.cfg(StartPosition::Beginning), first.clone())?;
+    w.write(recs(0..20))?;
+    first.wait_id(19)?;
+    tail.stop()?;
+    drop(w);
+
+    // Restored from a copy: new inode, same bytes (the second clause of T10).
+    let tmp = fx.path.with_file_name("restore.tmp");
+    std::fs::copy(&fx.path, &tmp)?;
+    std::fs::rename(&tmp, &fx.path)?;
+    append(&fx.path, recs(20..25))?;
+
+    let second = Recorder::default();
+    let tail = spawn(fx.cfg(StartPosition::Beginning), second.clone())?;
+    second.wait_id(24)?;
+    assert_ids(&second.ids(), 20..25)?;
+    tail.stop()?;
+    Ok(())
+}
