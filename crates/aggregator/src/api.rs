@@ -21,11 +21,20 @@ use std::time::{Duration, Instant};
 /// What the handlers share.
 pub struct Api {
     pub core: Core,
+    pub esp32: Option<crate::esp32::Esp32Link>,
+    pub limits: Limits,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub started: Instant,
     pub remoteid: Upstream,
     pub controller: Upstream,
     pub antsdr: Upstream,
     pub get_timeout: Duration,
+}
+
+/// The two rate-limit buckets (aggregator §13).
+pub struct Limits {
+    pub cmd: ndefender_service::ratelimit::SlidingWindow,
+    pub dangerous: ndefender_service::ratelimit::SlidingWindow,
 }
 
 type S = State<Arc<Api>>;
@@ -223,9 +232,12 @@ fn now(api: &Api) -> u64 {
 async fn remote_id_stats(State(api): S) -> Response {
     let t = now(&api);
     let up = api.remoteid.clone();
-    proxied::<RemoteIdStats>(&api, &up, "/stats", |e| {
-        json!({"timestamp_ms": t, "last_error": e.code("remoteid")})
-    })
+    proxied::<RemoteIdStats>(
+        &api,
+        &up,
+        "/stats",
+        |e| json!({"timestamp_ms": t, "last_error": e.code("remoteid")}),
+    )
     .await
 }
 
@@ -245,11 +257,19 @@ async fn wifi_state(State(api): S) -> Response {
 async fn wifi_scan(State(api): S) -> Response {
     let t = now(&api);
     let up = api.controller.clone();
-    proxied::<WifiScanResult>(&api, &up, "/network/wifi/scan", |_| json!({"timestamp_ms": t, "networks": []})).await
+    proxied::<WifiScanResult>(
+        &api,
+        &up,
+        "/network/wifi/scan",
+        |_| json!({"timestamp_ms": t, "networks": []}),
+    )
+    .await
 }
 
 async fn bt_state(State(api): S) -> Response {
-    let cached = api.core.read(|st| st.snap.network.bluetooth.clone().unwrap_or_default());
+    let cached = api
+        .core
+        .read(|st| st.snap.network.bluetooth.clone().unwrap_or_default());
     let t = now(&api);
     let up = api.controller.clone();
     proxied::<BluetoothState>(&api, &up, "/network/bluetooth/state", |e| {
@@ -264,9 +284,12 @@ async fn bt_state(State(api): S) -> Response {
 async fn bt_devices(State(api): S) -> Response {
     let t = now(&api);
     let up = api.controller.clone();
-    proxied::<BluetoothDeviceList>(&api, &up, "/network/bluetooth/devices", |_| {
-        json!({"timestamp_ms": t, "devices": []})
-    })
+    proxied::<BluetoothDeviceList>(
+        &api,
+        &up,
+        "/network/bluetooth/devices",
+        |_| json!({"timestamp_ms": t, "devices": []}),
+    )
     .await
 }
 
@@ -286,9 +309,12 @@ async fn antsdr_device(State(api): S) -> Response {
 async fn antsdr_sweep(State(api): S) -> Response {
     let t = now(&api);
     let up = api.antsdr.clone();
-    proxied::<AntsdrSweepState>(&api, &up, "/sweep/state", |_| {
-        json!({"timestamp_ms": t, "last_error": "antsdr_unavailable"})
-    })
+    proxied::<AntsdrSweepState>(
+        &api,
+        &up,
+        "/sweep/state",
+        |_| json!({"timestamp_ms": t, "last_error": "antsdr_unavailable"}),
+    )
     .await
 }
 
@@ -301,8 +327,11 @@ async fn antsdr_gain(State(api): S) -> Response {
 async fn antsdr_stats(State(api): S) -> Response {
     let t = now(&api);
     let up = api.antsdr.clone();
-    proxied::<AntsdrStats>(&api, &up, "/stats", |_| {
-        json!({"timestamp_ms": t, "last_error": "antsdr_unavailable"})
-    })
+    proxied::<AntsdrStats>(
+        &api,
+        &up,
+        "/stats",
+        |_| json!({"timestamp_ms": t, "last_error": "antsdr_unavailable"}),
+    )
     .await
 }

@@ -316,8 +316,13 @@ impl Validate for AggregatorConfig {
         if self.server.client_queue == 0 {
             return err("server.client_queue", "must be at least 1");
         }
-        if !(self.server.ping_interval_s > 0.0) || !(self.server.send_timeout_s > 0.0) {
-            return err("server.ping_interval_s", "intervals must be positive");
+        for (k, v) in [
+            ("server.ping_interval_s", self.server.ping_interval_s),
+            ("server.send_timeout_s", self.server.send_timeout_s),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return err(k, "must be a positive number of seconds");
+            }
         }
         if !self.state.dir.is_absolute() {
             return err("state.dir", "must be an absolute path");
@@ -339,7 +344,10 @@ impl Validate for AggregatorConfig {
             ("antsdr.poll_interval_s", self.antsdr.poll_interval_s),
             ("esp32.stale_s", self.esp32.stale_s),
             ("esp32.command_timeout_s", self.esp32.command_timeout_s),
-            ("system_controller.silence_timeout_s", self.system_controller.silence_timeout_s),
+            (
+                "system_controller.silence_timeout_s",
+                self.system_controller.silence_timeout_s,
+            ),
             ("proxy.get_timeout_s", self.proxy.get_timeout_s),
             ("proxy.command_timeout_s", self.proxy.command_timeout_s),
         ] {
@@ -356,7 +364,12 @@ impl Validate for AggregatorConfig {
         if self.esp32.queue_len == 0 {
             return err("esp32.queue_len", "must be at least 1");
         }
-        if let Some(s) = self.status.overall_ok_sections.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        if let Some(s) = self
+            .status
+            .overall_ok_sections
+            .iter()
+            .find(|s| !SECTIONS.contains(&s.as_str()))
+        {
             return Err((
                 "status.overall_ok_sections".into(),
                 format!("unknown section {s:?} (one of {SECTIONS:?})"),

@@ -4,8 +4,10 @@
 //! `/api/v1/ws` (aggregator.md). Data flows source → [`core`] → hub.
 
 pub mod api;
+pub mod commands;
 pub mod config;
 pub mod core;
+pub mod esp32;
 pub mod feeds;
 pub mod upstream;
 
@@ -67,10 +69,25 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         .connect_timeout(Duration::from_secs(2))
         .build()
         .map_err(std::io::Error::other)?;
+    let esp32 = cfg
+        .esp32
+        .enabled
+        .then(|| esp32::link::spawn(cfg.esp32.clone(), core.clone(), shutdown.clone()));
     let api = Arc::new(Api {
         core: core.clone(),
+        esp32,
+        limits: api::Limits {
+            cmd: ndefender_service::ratelimit::SlidingWindow::per_minute(cfg.limits.commands_per_minute),
+            dangerous: ndefender_service::ratelimit::SlidingWindow::per_minute(cfg.limits.dangerous_per_minute),
+        },
+        trusted_proxies: ndefender_service::http::parse_ips(&cfg.server.trusted_proxies),
         started: Instant::now(),
-        remoteid: Upstream::new("remoteid", &cfg.remoteid.base_url, &cfg.remoteid.api_key, client.clone()),
+        remoteid: Upstream::new(
+            "remoteid",
+            &cfg.remoteid.base_url,
+            &cfg.remoteid.api_key,
+            client.clone(),
+        ),
         controller: Upstream::new(
             "system_controller",
             &cfg.system_controller.base_url,
@@ -80,7 +97,9 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         antsdr: Upstream::new("antsdr", &cfg.antsdr.base_url, &cfg.antsdr.api_key, client),
         get_timeout: Duration::from_secs_f64(cfg.proxy.get_timeout_s),
     });
-    let app = api::router(api).route(WS_PATH, hub.ws_route());
+    let app = api::router(api.clone())
+        .merge(commands::router(api))
+        .route(WS_PATH, hub.ws_route());
     let conv = Conventions::new(
         ErrorStyle::Detail,
         &cfg.server.api_key,
@@ -97,7 +116,11 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     lifecycle::spawn_watchdog(
         move || {
             let c = alive_core.clone();
-            async move { tokio::task::spawn_blocking(move || c.read(|_| true)).await.unwrap_or(false) }
+            async move {
+                tokio::task::spawn_blocking(move || c.read(|_| true))
+                    .await
+                    .unwrap_or(false)
+            }
         },
         move || {
             let ok = status_core.read(|st| st.overall_ok());
@@ -131,7 +154,7 @@ async fn run_ticker(core: Core, cfg: Arc<AggregatorConfig>, shutdown: Shutdown) 
             _ = tick.tick() => {}
             _ = &mut stop => return,
         }
-        let probe_video = n % 5 == 0;
+        let probe_video = n.is_multiple_of(5);
         n += 1;
         let c = cfg.clone();
         let facts = match tokio::time::timeout(

@@ -45,7 +45,11 @@ impl Upstream {
     }
 
     /// GET `/api/v1{path}` as `T`, re-serialised, with `timestamp_ms` added when absent.
-    pub async fn get<T: DeserializeOwned + Serialize>(&self, path: &str, timeout: Duration) -> Result<Value, UpstreamError> {
+    pub async fn get<T: DeserializeOwned + Serialize>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
         let url = format!("{}/api/v1{}", self.base_url, path);
         let mut req = self.client.get(&url).timeout(timeout);
         if !self.api_key.is_empty() {

@@ -25,11 +25,20 @@ async fn greeting_then_contacts_flow_and_rest_bodies_are_valid() -> R {
     assert_eq!(kind(&first), "SYSTEM_UPDATE");
     assert_eq!(first["source"], "aggregator");
 
-    append(&d.rid_path(), &[rid_new("rid:1581F5FJD239C00DW22E", r#","model":"DJI Mini 3","lat":23.0225,"lon":72.5714"#)])?;
+    append(
+        &d.rid_path(),
+        &[rid_new(
+            "rid:1581F5FJD239C00DW22E",
+            r#","model":"DJI Mini 3","lat":23.0225,"lon":72.5714"#,
+        )],
+    )?;
     let ev = ws.wait_for(S5, |v| kind(v) == "CONTACT_NEW").await?;
     assert_eq!(ev["source"], "remoteid");
     assert_eq!(ev["data"]["id"], "rid:1581F5FJD239C00DW22E");
-    append(&d.rid_path(), &[rid_update("rid:1581F5FJD239C00DW22E", r#","lat":23.03,"lon":72.58"#)])?;
+    append(
+        &d.rid_path(),
+        &[rid_update("rid:1581F5FJD239C00DW22E", r#","lat":23.03,"lon":72.58"#)],
+    )?;
     let ev = ws.wait_for(S5, |v| kind(v) == "CONTACT_UPDATE").await?;
     assert_eq!(ev["data"]["model"], "DJI Mini 3");
     assert_eq!(ev["data"]["lat"], 23.03);
@@ -90,9 +99,21 @@ async fn greeting_then_contacts_flow_and_rest_bodies_are_valid() -> R {
     let proxied = [
         ("remote_id/stats", "RemoteIDStats.json", "remoteid_unavailable"),
         ("network/wifi/state", "WifiState.json", "system_controller_unavailable"),
-        ("network/wifi/scan", "WifiScanResult.json", "system_controller_unavailable"),
-        ("network/bluetooth/state", "BluetoothState.json", "system_controller_unavailable"),
-        ("network/bluetooth/devices", "BluetoothDeviceList.json", "system_controller_unavailable"),
+        (
+            "network/wifi/scan",
+            "WifiScanResult.json",
+            "system_controller_unavailable",
+        ),
+        (
+            "network/bluetooth/state",
+            "BluetoothState.json",
+            "system_controller_unavailable",
+        ),
+        (
+            "network/bluetooth/devices",
+            "BluetoothDeviceList.json",
+            "system_controller_unavailable",
+        ),
         ("antsdr/device", "AntSDRDeviceState.json", "antsdr_unavailable"),
         ("antsdr/sweep/state", "AntSDRSweepState.json", "antsdr_unavailable"),
         ("antsdr/gain", "AntSDRGainState.json", "antsdr_unavailable"),
@@ -189,7 +210,11 @@ async fn rotation_truncation_burst_garbage_and_recreate() -> R {
     std::fs::rename(&p, p.with_extension("jsonl.1"))?;
     append(&p, &seq_lines(50..100))?;
     let got = collect_seq(&mut ws, 99, Duration::from_secs(10)).await?;
-    assert_eq!(got, (1..100).collect::<Vec<_>>(), "rotation: in order, none lost, none twice");
+    assert_eq!(
+        got,
+        (1..100).collect::<Vec<_>>(),
+        "rotation: in order, none lost, none twice"
+    );
 
     // copytruncate
     std::fs::OpenOptions::new().write(true).open(&p)?.set_len(0)?;
@@ -216,7 +241,11 @@ async fn rotation_truncation_burst_garbage_and_recreate() -> R {
         f.write_all(format!("{}\n", good[2]).as_bytes())?;
     }
     let got = collect_seq(&mut ws, 3, Duration::from_secs(10)).await?;
-    assert_eq!(got, [20_000, 20_001, 20_002], "lossy line still parsed; neighbours intact");
+    assert_eq!(
+        got,
+        [20_000, 20_001, 20_002],
+        "lossy line still parsed; neighbours intact"
+    );
 
     // deleted and recreated: read from the first line of the new file
     std::fs::remove_file(&p)?;
@@ -355,7 +384,10 @@ async fn check_config_and_unknown_keys() -> R {
         .output()?;
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("api_key = \"***\"") && !text.contains("hunter2"), "{text}");
+    assert!(
+        text.contains("api_key = \"***\"") && !text.contains("hunter2"),
+        "{text}"
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ndefender-aggregator"))
         .arg("--check-config")
         .env("NDEFENDER_ESP32__PROT", "1")
@@ -391,7 +423,7 @@ async fn system_update_is_coalesced_and_ends_on_the_latest_state() -> R {
     let d = Daemon::start(dir.path(), &[("NDEFENDER_SERVER__HEARTBEAT_MS", "0")]).await?;
     let mut ws = Ws::connect(&d.ws_url()).await?;
     ws.wait_for(S5, |v| kind(v) == "SYSTEM_UPDATE").await?; // greeting
-    // let the startup watchdog transitions settle into their own broadcast
+                                                            // let the startup watchdog transitions settle into their own broadcast
     tokio::time::sleep(Duration::from_millis(2500)).await;
     while ws.next(Duration::from_millis(200)).await?.is_some() {}
     // 10 section changes within one second
@@ -413,7 +445,11 @@ async fn system_update_is_coalesced_and_ends_on_the_latest_state() -> R {
             updates.push(v);
         }
     }
-    assert!(!updates.is_empty() && updates.len() <= 2, "{} broadcasts", updates.len());
+    assert!(
+        !updates.is_empty() && updates.len() <= 2,
+        "{} broadcasts",
+        updates.len()
+    );
     let (_, _, mut status) = get_json(&format!("{}/api/v1/status", d.base())).await?;
     let mut last = updates.last().cloned().ok_or("none")?["data"].take();
     last["timestamp_ms"] = json!(0);

@@ -107,10 +107,20 @@ fn rid_line(kind: &str, id: &str, t: u64, extra: Value) -> Value {
 #[test]
 fn remoteid_new_update_merge_and_lost() -> R {
     let mut r = Rig::new();
-    let o = r.rid(rid_line("CONTACT_NEW", "rid:A", T0, json!({"model":"DJI Mini 3","lat":23.0,"lon":72.0})));
+    let o = r.rid(rid_line(
+        "CONTACT_NEW",
+        "rid:A",
+        T0,
+        json!({"model":"DJI Mini 3","lat":23.0,"lon":72.0}),
+    ));
     assert_eq!(o, remoteid::Outcome::Emitted("CONTACT_NEW".into()));
     r.take();
-    r.rid(rid_line("CONTACT_UPDATE", "rid:A", T0 + 500, json!({"lat":23.1,"lon":72.1})));
+    r.rid(rid_line(
+        "CONTACT_UPDATE",
+        "rid:A",
+        T0 + 500,
+        json!({"lat":23.1,"lon":72.1}),
+    ));
     let ev = r.take();
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["type"], "CONTACT_UPDATE");
@@ -128,7 +138,10 @@ fn remoteid_new_update_merge_and_lost() -> R {
     r.rid(rid_line("CONTACT_LOST", "rid:A", T0 + 700, json!({})));
     let ev = r.take();
     assert_eq!(ev[0]["type"], "CONTACT_LOST");
-    assert_eq!(ev[0]["data"], json!({"id":"rid:A","type":"REMOTE_ID","last_seen_ts":T0 + 700}));
+    assert_eq!(
+        ev[0]["data"],
+        json!({"id":"rid:A","type":"REMOTE_ID","last_seen_ts":T0 + 700})
+    );
     assert!(r.st.contacts.rid.is_empty());
     r.snapshot_valid()
 }
@@ -154,7 +167,10 @@ fn filters_stale_and_test_markers_and_seconds() {
     assert_eq!(o, remoteid::Outcome::TestMarker);
     assert!(r.take().is_empty());
     assert!(r.st.contacts.rid.is_empty());
-    assert_eq!(r.st.snap.remote_id.last_event_type, None, "dropped lines change nothing");
+    assert_eq!(
+        r.st.snap.remote_id.last_event_type, None,
+        "dropped lines change nothing"
+    );
     // seconds timestamps are normalised
     let line = json!({"type":"CONTACT_NEW","timestamp":(T0 / 1000),"data":{"id":"rid:s","last_seen_ts":(T0/1000)}});
     r.rid(line);
@@ -166,9 +182,18 @@ fn filters_stale_and_test_markers_and_seconds() {
 #[test]
 fn malformed_and_invalid_change_nothing() {
     let mut r = Rig::new();
-    assert_eq!(remoteid::apply_line(&mut r.st, "{not json", false), remoteid::Outcome::Malformed);
-    assert_eq!(remoteid::apply_line(&mut r.st, "[]", false), remoteid::Outcome::Malformed);
-    assert_eq!(remoteid::apply_line(&mut r.st, r#"{"data":{}}"#, false), remoteid::Outcome::Invalid);
+    assert_eq!(
+        remoteid::apply_line(&mut r.st, "{not json", false),
+        remoteid::Outcome::Malformed
+    );
+    assert_eq!(
+        remoteid::apply_line(&mut r.st, "[]", false),
+        remoteid::Outcome::Malformed
+    );
+    assert_eq!(
+        remoteid::apply_line(&mut r.st, r#"{"data":{}}"#, false),
+        remoteid::Outcome::Invalid
+    );
     assert_eq!(
         remoteid::apply_line(&mut r.st, r#"{"type":"CONTACT_NEW","data":{"id":""}}"#, false),
         remoteid::Outcome::Invalid
@@ -176,7 +201,11 @@ fn malformed_and_invalid_change_nothing() {
     assert!(r.take().is_empty());
     assert!(!r.st.dirty);
     assert_eq!(r.st.snap.remote_id.state, RemoteIdHealth::Offline);
-    let c = r.st.counters.get(&ndefender_aggregator::core::Feed::RemoteId).cloned().unwrap_or_default();
+    let c =
+        r.st.counters
+            .get(&ndefender_aggregator::core::Feed::RemoteId)
+            .cloned()
+            .unwrap_or_default();
     assert_eq!((c.malformed, c.invalid), (2, 2));
 }
 
@@ -193,7 +222,10 @@ fn ttl_expiry_emits_lost_between_15_and_16_s() {
     let ev = r.take();
     let lost: Vec<&Value> = ev.iter().filter(|e| e["type"] == "CONTACT_LOST").collect();
     assert_eq!(lost.len(), 1);
-    assert_eq!(lost[0]["data"], json!({"id":"rid:ttl","type":"REMOTE_ID","last_seen_ts":T0}));
+    assert_eq!(
+        lost[0]["data"],
+        json!({"id":"rid:ttl","type":"REMOTE_ID","last_seen_ts":T0})
+    );
     assert_eq!(lost[0]["source"], "remoteid");
 }
 
@@ -351,7 +383,12 @@ fn contacts_order_with_gps() -> R {
         ..Default::default()
     };
     r.rid(rid_line("CONTACT_NEW", "rid:far", T0, json!({"lat":47.5,"lon":8.0})));
-    r.rid(rid_line("CONTACT_NEW", "rid:near", T0 - 1000, json!({"lat":47.001,"lon":8.0})));
+    r.rid(rid_line(
+        "CONTACT_NEW",
+        "rid:near",
+        T0 - 1000,
+        json!({"lat":47.001,"lon":8.0}),
+    ));
     r.rf(rf_line("RF_CONTACT_NEW", 5_700_000_000, T0, Some(0.9)));
     let snap = serde_json::to_value(r.st.snapshot())?;
     let ids: Vec<&str> = snap["contacts"]
@@ -373,7 +410,9 @@ fn eviction_beyond_max_per_kind() {
     r.take();
     r.rid(rid_line("CONTACT_NEW", "rid:3", T0, json!({})));
     let ev = r.take();
-    assert!(ev.iter().any(|e| e["type"] == "CONTACT_LOST" && e["data"]["id"] == "rid:1"));
+    assert!(ev
+        .iter()
+        .any(|e| e["type"] == "CONTACT_LOST" && e["data"]["id"] == "rid:1"));
     assert_eq!(r.st.contacts.rid.len(), 2);
 }
 
@@ -424,7 +463,10 @@ fn remoteid_watchdog_chain() {
     r.advance(15.5);
     r.tick();
     assert_eq!(r.st.snap.remote_id.state, RemoteIdHealth::Offline);
-    assert_eq!(r.st.snap.remote_id.last_error.as_deref(), Some("remoteid_service_inactive"));
+    assert_eq!(
+        r.st.snap.remote_id.last_error.as_deref(),
+        Some("remoteid_service_inactive")
+    );
     assert_eq!(r.st.snap.remote_id.last_event_type.as_deref(), Some("REMOTEID_STALE"));
     // unit active + interface up = quiet sky, not a fault
     r.st.snap.services[0].active_state = "active".into();
@@ -435,10 +477,16 @@ fn remoteid_watchdog_chain() {
     let mut f = facts_ok();
     f.capture_iface = Iface::State("down".into());
     r.tick_with(&f);
-    assert_eq!(r.st.snap.remote_id.last_error.as_deref(), Some("capture_interface_down"));
+    assert_eq!(
+        r.st.snap.remote_id.last_error.as_deref(),
+        Some("capture_interface_down")
+    );
     f.remoteid_exists = false;
     r.tick_with(&f);
-    assert_eq!(r.st.snap.remote_id.last_error.as_deref(), Some("remoteid_jsonl_missing"));
+    assert_eq!(
+        r.st.snap.remote_id.last_error.as_deref(),
+        Some("remoteid_jsonl_missing")
+    );
     // next accepted line restores ok
     r.rid(rid_line("CONTACT_NEW", "rid:x", T0 + 31_000, json!({})));
     assert_eq!(r.st.snap.remote_id.state, RemoteIdHealth::Ok);
@@ -455,7 +503,10 @@ fn snapshot_initial_all_down_all_valid() -> R {
     cfg.remoteid.enabled = false;
     let r = Rig::with(cfg);
     r.snapshot_valid()?;
-    assert!(r.st.overall_ok(), "all inputs disabled → nothing counts against overall_ok");
+    assert!(
+        r.st.overall_ok(),
+        "all inputs disabled → nothing counts against overall_ok"
+    );
     Ok(())
 }
 

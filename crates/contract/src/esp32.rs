@@ -198,10 +198,7 @@ pub struct Esp32Command {
 impl Esp32Command {
     /// A command with arbitrary integer args, in the given order.
     pub fn new(id: impl Into<String>, cmd: impl Into<String>, args: &[(&str, i64)]) -> Self {
-        let args = args
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-            .collect();
+        let args = args.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
         Self {
             id: id.into(),
             cmd: cmd.into(),
@@ -249,7 +246,11 @@ impl Esp32Command {
     /// `LOCK_STRONGEST`, for one VRX or (None) for all.
     pub fn lock_strongest(id: impl Into<String>, vrx_id: Option<u8>) -> Self {
         match vrx_id {
-            Some(v) => Self::new(id, Esp32CommandName::LockStrongest.as_str(), &[("vrx_id", i64::from(v))]),
+            Some(v) => Self::new(
+                id,
+                Esp32CommandName::LockStrongest.as_str(),
+                &[("vrx_id", i64::from(v))],
+            ),
             None => Self::new(id, Esp32CommandName::LockStrongest.as_str(), &[]),
         }
     }
@@ -586,9 +587,21 @@ mod tests {
         let t = Telemetry::new(
             123456,
             [
-                VrxTelemetry { id: 1, freq_hz: 5_740_000_000, rssi_raw: 219 },
-                VrxTelemetry { id: 2, freq_hz: 5_800_000_000, rssi_raw: 140 },
-                VrxTelemetry { id: 3, freq_hz: 5_860_000_000, rssi_raw: 98 },
+                VrxTelemetry {
+                    id: 1,
+                    freq_hz: 5_740_000_000,
+                    rssi_raw: 219,
+                },
+                VrxTelemetry {
+                    id: 2,
+                    freq_hz: 5_800_000_000,
+                    rssi_raw: 140,
+                },
+                VrxTelemetry {
+                    id: 3,
+                    freq_hz: 5_860_000_000,
+                    rssi_raw: 98,
+                },
             ],
             1,
             LedTelemetry { r: 0, y: 1, g: 0 },
@@ -643,13 +656,19 @@ mod tests {
             Esp32Command::set_leds("6", true, false, true).to_line(),
             "{\"id\":\"6\",\"cmd\":\"SET_LEDS\",\"args\":{\"r\":1,\"y\":0,\"g\":1}}\n"
         );
-        assert_eq!(Esp32Command::stop_scan("3").to_line(), "{\"id\":\"3\",\"cmd\":\"STOP_SCAN\",\"args\":{}}\n");
+        assert_eq!(
+            Esp32Command::stop_scan("3").to_line(),
+            "{\"id\":\"3\",\"cmd\":\"STOP_SCAN\",\"args\":{}}\n"
+        );
         for c in Esp32ErrorCode::DEVICE {
             assert_eq!(Esp32ErrorCode::parse(c.as_str()), Some(c));
             assert!(!c.is_host_only());
             assert_eq!(serde_json::to_value(c)?, Value::from(c.as_str()));
         }
-        assert_eq!(Esp32CommandName::parse(b"GET_STATUS"), Some(Esp32CommandName::GetStatus));
+        assert_eq!(
+            Esp32CommandName::parse(b"GET_STATUS"),
+            Some(Esp32CommandName::GetStatus)
+        );
         assert_eq!(Esp32CommandName::parse(b"get_status"), None);
         assert_eq!(
             DeviceLine::parse("{\"proto\":1,\"type\":\"telemetry\"}"),

@@ -135,7 +135,11 @@ impl RidEvent {
     pub fn to_value(&self, fmt: LineFormat) -> Value {
         let mut env = Map::new();
         env.insert("type".into(), Value::from(self.kind.as_str()));
-        let key = if fmt.legacy_timestamp { "timestamp" } else { "timestamp_ms" };
+        let key = if fmt.legacy_timestamp {
+            "timestamp"
+        } else {
+            "timestamp_ms"
+        };
         let ts = if fmt.seconds {
             serde_json::Number::from_f64(self.timestamp_ms as f64 / 1000.0)
                 .map_or(Value::from(self.timestamp_ms / 1000), Value::Number)
@@ -150,7 +154,11 @@ impl RidEvent {
                 data = Value::Object(
                     m.iter()
                         .map(|(k, v)| {
-                            let k = if k == "last_update_ms" { "last_ts".to_owned() } else { k.clone() };
+                            let k = if k == "last_update_ms" {
+                                "last_ts".to_owned()
+                            } else {
+                                k.clone()
+                            };
                             (k, v.clone())
                         })
                         .collect(),
@@ -535,10 +543,18 @@ impl RemoteIdGenerator {
             self.last_telemetry_at = Some(t);
             let replay = self.replay_frames().is_some();
             let tu = TelemetryUpdate {
-                state: if replay { RemoteIdHealth::Replay } else { RemoteIdHealth::Ok },
+                state: if replay {
+                    RemoteIdHealth::Replay
+                } else {
+                    RemoteIdHealth::Ok
+                },
                 last_update_ms: t,
                 contacts_active: self.drones.len() as u64,
-                mode: if replay { RemoteIdMode::Replay } else { RemoteIdMode::Live },
+                mode: if replay {
+                    RemoteIdMode::Replay
+                } else {
+                    RemoteIdMode::Live
+                },
             };
             out.push(RidEvent {
                 kind: RidEventKind::TelemetryUpdate,
@@ -605,7 +621,9 @@ impl RemoteIdGenerator {
                     self.frame(fi, ft, &mut out);
                     if let Some((total, progress)) = replay {
                         let wall = self.wall_of(ft);
-                        if progress.is_some_and(|p| p > 0 && self.frames_total.is_multiple_of(p)) && self.frames_total < total {
+                        if progress.is_some_and(|p| p > 0 && self.frames_total.is_multiple_of(p))
+                            && self.frames_total < total
+                        {
                             out.push(self.replay_state("progress", self.frames_total, Some(total), wall));
                         }
                         if self.frames_total >= total {
@@ -648,7 +666,13 @@ impl RemoteIdGenerator {
 
 /// Generates the lines of `duration_ms` of feed starting at `start_ms`, stepping the
 /// injected clock by `step_ms` (handy for tests and demos).
-pub fn generate_lines(cfg: GeneratorConfig, fmt: LineFormat, start_ms: u64, duration_ms: u64, step_ms: u64) -> Vec<String> {
+pub fn generate_lines(
+    cfg: GeneratorConfig,
+    fmt: LineFormat,
+    start_ms: u64,
+    duration_ms: u64,
+    step_ms: u64,
+) -> Vec<String> {
     let mut g = RemoteIdGenerator::new(cfg, start_ms);
     let step = step_ms.max(1);
     let mut out = Vec::new();
@@ -792,8 +816,9 @@ impl FeedWriter {
             self.write_raw(&junk).await?;
         }
         if every(self.faults.malformed_every) {
-            let mut bad = b"{\"type\":\"CONTACT_UPDATE\",\"timestamp_ms\":1,\"source\":\"remoteid\",\"data\":{\"id\":\"rid:"
-                .to_vec();
+            let mut bad =
+                b"{\"type\":\"CONTACT_UPDATE\",\"timestamp_ms\":1,\"source\":\"remoteid\",\"data\":{\"id\":\"rid:"
+                    .to_vec();
             bad.extend_from_slice(eol);
             self.write_raw(&bad).await?;
         }

@@ -162,7 +162,12 @@ fn overlong_lines_before_every_nth_telemetry() {
         ..Knobs::quiet()
     });
     let ls = lines(&drive(&mut d, 0, 4500, &[]));
-    let long: Vec<usize> = ls.iter().enumerate().filter(|(_, l)| l.len() == 5000).map(|(i, _)| i).collect();
+    let long: Vec<usize> = ls
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.len() == 5000)
+        .map(|(i, _)| i)
+        .collect();
     assert_eq!(long.len(), 2);
     for i in long {
         assert!(is_telemetry(&ls[i + 1]));
@@ -179,7 +184,10 @@ fn garbage_lines_are_never_objects() {
     let garbage: Vec<&Vec<u8>> = ls.iter().filter(|l| !is_telemetry(l)).collect();
     assert!(garbage.len() > 50, "{}", garbage.len());
     assert!(garbage.iter().all(|l| !l.starts_with(b"{") && !l.contains(&b'\n')));
-    assert!(garbage.iter().any(|l| std::str::from_utf8(l).is_err()), "some invalid UTF-8");
+    assert!(
+        garbage.iter().any(|l| std::str::from_utf8(l).is_err()),
+        "some invalid UTF-8"
+    );
     assert_eq!(d.stats().device.garbage_lines as usize, garbage.len());
 }
 
@@ -230,7 +238,10 @@ fn oled_stall_holds_input_and_loses_overflow() -> R {
     }
     let w = drive(&mut d, 500, 900, &[(510, &burst)]);
     let acks: Vec<(u64, Vec<u8>)> = w.into_iter().filter(|(_, b)| is_ack(b)).collect();
-    assert!(acks.iter().all(|(t, _)| *t == 620), "processed when the stall ends: {acks:?}");
+    assert!(
+        acks.iter().all(|(t, _)| *t == 620),
+        "processed when the stall ends: {acks:?}"
+    );
     let n_acks: usize = acks.iter().map(|(_, b)| lines(&[(0, b.clone())]).len()).sum();
     assert_eq!(n_acks, 6, "256 bytes hold 6 whole commands; the rest is lost");
     assert!(d.stats().device.uart_bytes_lost > 0);
@@ -245,9 +256,9 @@ fn disconnect_is_an_action() {
     });
     d.trigger(OneShot::Disconnect, 10);
     assert_eq!(d.next_deadline(), 0);
-    assert!(d
-        .poll(10)
-        .contains(&Action::Disconnect { reconnect_after_ms: 1234 }));
+    assert!(d.poll(10).contains(&Action::Disconnect {
+        reconnect_after_ms: 1234
+    }));
 }
 
 #[test]
@@ -267,4 +278,3 @@ fn same_seed_same_bytes() {
     };
     assert_eq!(run(), run());
 }
-

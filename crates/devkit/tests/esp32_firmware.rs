@@ -61,7 +61,10 @@ fn no_ack(fw: &mut Firmware, line: &[u8]) -> Result<(), String> {
     if out.is_empty() {
         Ok(())
     } else {
-        Err(format!("expected no output for {:?}, got {out:?}", String::from_utf8_lossy(line)))
+        Err(format!(
+            "expected no output for {:?}, got {out:?}",
+            String::from_utf8_lossy(line)
+        ))
     }
 }
 
@@ -106,7 +109,10 @@ fn default_scene_has_a_transmitter_on_5800() {
     let t = run(&mut fw, 0, 1000);
     let rssi: Vec<u16> = t[0].vrx.iter().flatten().map(|v| v.rssi_raw).collect();
     assert!(rssi[1] > 2000, "VRX2 on 5800 hears the transmitter: {rssi:?}");
-    assert!((90..=140).contains(&rssi[0]) && (90..=140).contains(&rssi[2]), "{rssi:?}");
+    assert!(
+        (90..=140).contains(&rssi[0]) && (90..=140).contains(&rssi[2]),
+        "{rssi:?}"
+    );
 }
 
 #[test]
@@ -116,7 +122,9 @@ fn telemetry_period_with_jitter_stays_in_range() {
     let gaps: Vec<u32> = t.windows(2).map(|w| w[1].timestamp_ms - w[0].timestamp_ms).collect();
     assert!(gaps.len() >= 25);
     assert!(gaps.iter().all(|g| (1000..=1150).contains(g)), "{gaps:?}");
-    assert!(t.iter().all(|l| l.sel == Some(1) && l.sys.map(|s| s.uptime_ms) == Some(l.timestamp_ms)));
+    assert!(t
+        .iter()
+        .all(|l| l.sel == Some(1) && l.sys.map(|s| s.uptime_ms) == Some(l.timestamp_ms)));
 }
 
 #[test]
@@ -125,18 +133,36 @@ fn every_command_succeeds() -> R {
     let a = ack(&mut fw, r#"{"id":"7","cmd":"GET_STATUS","args":{}}"#, 5)?;
     assert!(a.ok && a.err.is_none() && a.id == "7" && a.cmd() == Some("GET_STATUS") && a.timestamp_ms == 5);
 
-    assert_eq!(err_of(&mut fw, r#"{"id":"6","cmd":"SET_LEDS","args":{"r":1,"y":0,"g":1}}"#)?, None);
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"6","cmd":"SET_LEDS","args":{"r":1,"y":0,"g":1}}"#)?,
+        None
+    );
     assert_eq!(fw.leds(), [1, 0, 1]);
 
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":2,"freq_hz":5740000000}}"#)?, None);
+    assert_eq!(
+        err_of(
+            &mut fw,
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":2,"freq_hz":5740000000}}"#
+        )?,
+        None
+    );
     assert_eq!(fw.freqs()[1], 5_740_000_000);
     assert_eq!(fw.mode(), Mode::Manual);
 
-    assert_eq!(err_of(&mut fw, r#"{"id":"5","cmd":"VIDEO_SELECT","args":{"ch":2}}"#)?, None);
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"5","cmd":"VIDEO_SELECT","args":{"ch":2}}"#)?,
+        None
+    );
     assert_eq!(fw.video(), 2);
-    assert_eq!(err_of(&mut fw, r#"{"id":"5","cmd":"VIDEO_SELECT","args":{"sel":3}}"#)?, None);
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"5","cmd":"VIDEO_SELECT","args":{"sel":3}}"#)?,
+        None
+    );
     assert_eq!(fw.video(), 3, "legacy alias sel");
-    assert_eq!(err_of(&mut fw, r#"{"id":"5","cmd":"VIDEO_SELECT","args":{"ch":1,"sel":3}}"#)?, None);
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"5","cmd":"VIDEO_SELECT","args":{"ch":1,"sel":3}}"#)?,
+        None
+    );
     assert_eq!(fw.video(), 1, "ch wins over sel");
 
     let start = r#"{"id":"2","cmd":"START_SCAN","args":{"dwell_ms":200,"step_hz":2000000,"start_hz":5645000000,"stop_hz":5865000000}}"#;
@@ -156,7 +182,10 @@ fn telemetry_reflects_effects_and_sel_stays_1() -> R {
     let mut fw = fw();
     err_of(&mut fw, r#"{"id":"a","cmd":"VIDEO_SELECT","args":{"ch":3}}"#)?;
     err_of(&mut fw, r#"{"id":"b","cmd":"SET_LEDS","args":{"r":1,"y":1,"g":0}}"#)?;
-    err_of(&mut fw, r#"{"id":"c","cmd":"SET_VRX_FREQ","args":{"vrx_id":3,"freq_hz":1200000000}}"#)?;
+    err_of(
+        &mut fw,
+        r#"{"id":"c","cmd":"SET_VRX_FREQ","args":{"vrx_id":3,"freq_hz":1200000000}}"#,
+    )?;
     let t = run(&mut fw, 0, 1000);
     let t = &t[0];
     assert_eq!(t.sel, Some(1));
@@ -176,7 +205,10 @@ fn error_codes_missing_cmd_and_id() -> R {
     let raw = fw.handle_line(br#"{"id":"7"}"#, 1500);
     assert_eq!(
         raw.first().map(Output::to_wire),
-        Some(b"{\"type\":\"command_ack\",\"timestamp_ms\":1500,\"id\":\"7\",\"ok\":false,\"err\":\"missing_cmd\"}\r\n".to_vec())
+        Some(
+            b"{\"type\":\"command_ack\",\"timestamp_ms\":1500,\"id\":\"7\",\"ok\":false,\"err\":\"missing_cmd\"}\r\n"
+                .to_vec()
+        )
     );
     Ok(())
 }
@@ -201,25 +233,82 @@ fn error_codes_ids() -> R {
 fn error_codes_args() -> R {
     let mut fw = fw();
     let cases: &[(&str, Option<E>)] = &[
-        (r#"{"id":"1","cmd":"SET_LEDS","args":{"r":1,"y":0}}"#, Some(E::MissingArgs)),
-        (r#"{"id":"1","cmd":"SET_LEDS","args":{"r":1,"y":0,"g":true}}"#, Some(E::MissingArgs)),
-        (r#"{"id":"1","cmd":"SET_LEDS","args":{"r":2,"y":0,"g":1}}"#, Some(E::ArgsOob)),
-        (r#"{"id":"1","cmd":"SET_LEDS","args":{"r":-1,"y":0,"g":1}}"#, Some(E::ArgsOob)),
-        (r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1}}"#, Some(E::MissingArgs)),
-        (r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":4,"freq_hz":5740000000}}"#, Some(E::VrxIdOob)),
-        (r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":0,"freq_hz":5740000000}}"#, Some(E::VrxIdOob)),
-        (r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":4,"freq_hz":7}}"#, Some(E::VrxIdOob)),
-        (r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":999999}}"#, Some(E::FreqOob)),
-        (r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":6500000001}}"#, Some(E::FreqOob)),
-        (r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":1000000}}"#, None),
-        (r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":6500000000}}"#, None),
-        (r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":200,"step_hz":2000000,"start_hz":5645000000}}"#, Some(E::MissingArgs)),
-        (r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":9,"step_hz":2000000,"start_hz":5645000000,"stop_hz":5865000000}}"#, Some(E::DwellOob)),
-        (r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":5001,"step_hz":2000000,"start_hz":5645000000,"stop_hz":5865000000}}"#, Some(E::DwellOob)),
-        (r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":10,"step_hz":0,"start_hz":5645000000,"stop_hz":5865000000}}"#, Some(E::RangeOob)),
-        (r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":10,"step_hz":1,"start_hz":-5,"stop_hz":5865000000}}"#, Some(E::RangeOob)),
-        (r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":10,"step_hz":1,"start_hz":5865000000,"stop_hz":5865000000}}"#, Some(E::RangeOob)),
-        (r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":5000,"step_hz":1,"start_hz":1,"stop_hz":99000000000}}"#, None),
+        (
+            r#"{"id":"1","cmd":"SET_LEDS","args":{"r":1,"y":0}}"#,
+            Some(E::MissingArgs),
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_LEDS","args":{"r":1,"y":0,"g":true}}"#,
+            Some(E::MissingArgs),
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_LEDS","args":{"r":2,"y":0,"g":1}}"#,
+            Some(E::ArgsOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_LEDS","args":{"r":-1,"y":0,"g":1}}"#,
+            Some(E::ArgsOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1}}"#,
+            Some(E::MissingArgs),
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":4,"freq_hz":5740000000}}"#,
+            Some(E::VrxIdOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":0,"freq_hz":5740000000}}"#,
+            Some(E::VrxIdOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":4,"freq_hz":7}}"#,
+            Some(E::VrxIdOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":999999}}"#,
+            Some(E::FreqOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":6500000001}}"#,
+            Some(E::FreqOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":1000000}}"#,
+            None,
+        ),
+        (
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":6500000000}}"#,
+            None,
+        ),
+        (
+            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":200,"step_hz":2000000,"start_hz":5645000000}}"#,
+            Some(E::MissingArgs),
+        ),
+        (
+            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":9,"step_hz":2000000,"start_hz":5645000000,"stop_hz":5865000000}}"#,
+            Some(E::DwellOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":5001,"step_hz":2000000,"start_hz":5645000000,"stop_hz":5865000000}}"#,
+            Some(E::DwellOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":10,"step_hz":0,"start_hz":5645000000,"stop_hz":5865000000}}"#,
+            Some(E::RangeOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":10,"step_hz":1,"start_hz":-5,"stop_hz":5865000000}}"#,
+            Some(E::RangeOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":10,"step_hz":1,"start_hz":5865000000,"stop_hz":5865000000}}"#,
+            Some(E::RangeOob),
+        ),
+        (
+            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":5000,"step_hz":1,"start_hz":1,"stop_hz":99000000000}}"#,
+            None,
+        ),
         (r#"{"id":"1","cmd":"VIDEO_SELECT","args":{}}"#, Some(E::MissingArgs)),
         (r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":4}}"#, Some(E::ChOob)),
         (r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":0}}"#, Some(E::ChOob)),
@@ -240,18 +329,36 @@ fn error_codes_args() -> R {
 fn no_best_cases() -> R {
     let mut fw = fw();
     // Before any scan the best values are 0.
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{"vrx_id":1}}"#)?, Some(E::NoBest));
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{}}"#)?, Some(E::NoBest));
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{"vrx_id":9}}"#)?, Some(E::VrxIdOob));
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{"vrx_id":1}}"#)?,
+        Some(E::NoBest)
+    );
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{}}"#)?,
+        Some(E::NoBest)
+    );
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{"vrx_id":9}}"#)?,
+        Some(E::VrxIdOob)
+    );
     // A true RSSI of 0 everywhere gives no_best after a scan too (quirk 10: the scan stops).
     let start = r#"{"id":"2","cmd":"START_SCAN","args":{"dwell_ms":10,"step_hz":2000000,"start_hz":5645000000,"stop_hz":5865000000}}"#;
     err_of(&mut fw, start)?;
     run(&mut fw, 0, 500);
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{"vrx_id":1}}"#)?, Some(E::NoBest));
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{"vrx_id":1}}"#)?,
+        Some(E::NoBest)
+    );
     assert!(fw.scanning(), "with vrx_id the scan keeps running");
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{"vrx_id":0}}"#)?, Some(E::VrxIdOob));
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{"vrx_id":0}}"#)?,
+        Some(E::VrxIdOob)
+    );
     assert!(fw.scanning());
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{}}"#)?, Some(E::NoBest));
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{}}"#)?,
+        Some(E::NoBest)
+    );
     assert!(!fw.scanning(), "without vrx_id the scan stops even on no_best");
     Ok(())
 }
@@ -328,13 +435,34 @@ fn id_truncation_and_escaping() -> R {
 fn integer_only_args_and_wrapping() -> R {
     let mut fw = fw();
     // 5.74e9 reads as 5 → freq_oob; "1" is missing; 1.9 reads as 1.
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":5.74e9}}"#)?, Some(E::FreqOob));
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":"1","freq_hz":5740000000}}"#)?, Some(E::MissingArgs));
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":1.9}}"#)?, None);
+    assert_eq!(
+        err_of(
+            &mut fw,
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":5.74e9}}"#
+        )?,
+        Some(E::FreqOob)
+    );
+    assert_eq!(
+        err_of(
+            &mut fw,
+            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":"1","freq_hz":5740000000}}"#
+        )?,
+        Some(E::MissingArgs)
+    );
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":1.9}}"#)?,
+        None
+    );
     assert_eq!(fw.video(), 1);
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":+2}}"#)?, Some(E::MissingArgs));
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":+2}}"#)?,
+        Some(E::MissingArgs)
+    );
     // 32-bit fields wrap: 4294967298 → 2.
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":4294967298}}"#)?, None);
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":4294967298}}"#)?,
+        None
+    );
     assert_eq!(fw.video(), 2);
     Ok(())
 }
@@ -349,7 +477,13 @@ fn first_occurrence_only() -> R {
     assert_eq!(err_of(&mut fw, r#"{"id":"1" "cmd":"VIDEO_SELECT" "ch":3"#)?, None);
     assert_eq!(fw.video(), 3);
     // Several objects: the first occurrence of each key wins.
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":2}}{"id":"2","cmd":"X","args":{"ch":1}}"#)?, None);
+    assert_eq!(
+        err_of(
+            &mut fw,
+            r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":2}}{"id":"2","cmd":"X","args":{"ch":1}}"#
+        )?,
+        None
+    );
     assert_eq!(fw.video(), 2);
     Ok(())
 }
@@ -389,16 +523,40 @@ fn scan_steps_and_lock() -> R {
     assert_eq!(best_f, [5_702_000_000; 3], "best freq {best_f:?} rssi {best:?}");
     assert_eq!(best, [2600; 3]);
     // LOCK one VRX: it is tuned to the best freq and the scan stops.
-    assert_eq!(ack(&mut fw, r#"{"id":"l","cmd":"LOCK_STRONGEST","args":{"vrx_id":2}}"#, 1800)?.err, None);
+    assert_eq!(
+        ack(
+            &mut fw,
+            r#"{"id":"l","cmd":"LOCK_STRONGEST","args":{"vrx_id":2}}"#,
+            1800
+        )?
+        .err,
+        None
+    );
     assert!(!fw.scanning());
     assert_eq!(fw.mode(), Mode::Lock);
     assert_eq!(fw.freqs()[1], 5_702_000_000);
     // Best values survive STOP_SCAN and SET_VRX_FREQ; LOCK without vrx_id tunes all.
     ack(&mut fw, r#"{"id":"x","cmd":"STOP_SCAN","args":{}}"#, 1800)?;
-    ack(&mut fw, r#"{"id":"y","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":5800000000}}"#, 1800)?;
+    ack(
+        &mut fw,
+        r#"{"id":"y","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":5800000000}}"#,
+        1800,
+    )?;
     assert_eq!(fw.best().0, [2600; 3]);
-    assert_eq!(ack(&mut fw, r#"{"id":"z","cmd":"LOCK_STRONGEST","args":{"vrx_id":"x"}}"#, 1800)?.err, None);
-    assert_eq!(fw.freqs(), [5_702_000_000; 3], "non-integer vrx_id counts as absent: all locked");
+    assert_eq!(
+        ack(
+            &mut fw,
+            r#"{"id":"z","cmd":"LOCK_STRONGEST","args":{"vrx_id":"x"}}"#,
+            1800
+        )?
+        .err,
+        None
+    );
+    assert_eq!(
+        fw.freqs(),
+        [5_702_000_000; 3],
+        "non-integer vrx_id counts as absent: all locked"
+    );
     Ok(())
 }
 
@@ -414,7 +572,10 @@ fn scan_wrap_resets_best_values() -> R {
     assert_eq!(fw.freqs(), [5_690_000_000; 3], "wrapped to start");
     assert_eq!(fw.best().0, [0; 3], "every best value reset at the wrap");
     // Just after the wrap, LOCK finds nothing.
-    assert_eq!(err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{"vrx_id":1}}"#)?, Some(E::NoBest));
+    assert_eq!(
+        err_of(&mut fw, r#"{"id":"1","cmd":"LOCK_STRONGEST","args":{"vrx_id":1}}"#)?,
+        Some(E::NoBest)
+    );
     Ok(())
 }
 
@@ -422,7 +583,11 @@ fn scan_wrap_resets_best_values() -> R {
 fn set_vrx_freq_does_not_stop_a_scan() -> R {
     let mut fw = scan_fw();
     ack(&mut fw, SCAN, 0)?;
-    ack(&mut fw, r#"{"id":"t","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":5800000000}}"#, 50)?;
+    ack(
+        &mut fw,
+        r#"{"id":"t","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":5800000000}}"#,
+        50,
+    )?;
     assert_eq!(fw.freqs()[0], 5_800_000_000);
     assert!(fw.scanning());
     assert_eq!(fw.mode(), Mode::Scan);
@@ -485,7 +650,10 @@ fn log_events_on_mode_change_when_enabled() -> R {
     assert!(matches!(out.first(), Some(Output::Ack(_))));
     let log = out.get(1).map(Output::to_wire).unwrap_or_default();
     let text = String::from_utf8(log)?;
-    assert!(text.starts_with("{\"type\":\"log_event\",\"timestamp_ms\":10,\"level\":\"info\""), "{text}");
+    assert!(
+        text.starts_with("{\"type\":\"log_event\",\"timestamp_ms\":10,\"level\":\"info\""),
+        "{text}"
+    );
     assert!(text.ends_with("\r\n"));
     assert!(matches!(DeviceLine::parse(text.trim_end())?, DeviceLine::LogEvent(_)));
     // No mode change → no log.
@@ -496,7 +664,10 @@ fn log_events_on_mode_change_when_enabled() -> R {
 #[test]
 fn journal_records_commands() -> R {
     let mut fw = fw();
-    fw.feed(b"{\"id\":\"1\",\"cmd\":\"SET_VRX_FREQ\",\"args\":{\"vrx_id\":1,\"freq_hz\":5740000000}}\nhello\n", 3);
+    fw.feed(
+        b"{\"id\":\"1\",\"cmd\":\"SET_VRX_FREQ\",\"args\":{\"vrx_id\":1,\"freq_hz\":5740000000}}\nhello\n",
+        3,
+    );
     let j = fw.drain_journal();
     assert_eq!(j.len(), 2);
     let c = j[0].command().ok_or("no command")?;

@@ -108,10 +108,8 @@ fn ack_with_id(id: &str) -> impl Fn(&[u8]) -> bool {
     move |l: &[u8]| l.starts_with(b"{\"type\":\"command_ack\"") && String::from_utf8_lossy(l).contains(&needle)
 }
 
-fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> impl std::future::Future<Output = io::Result<T>> {
-    async move { tokio::task::spawn_blocking(f).await.map_err(io::Error::other)? }
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(io::Error::other)?
 }
 
 fn cfg(dir: &Path) -> SimConfig {
@@ -143,7 +141,10 @@ async fn telemetry_and_command_over_the_pty() -> R {
     assert_eq!(v["sel"], 1);
     assert_eq!(v["vrx"].as_array().map(Vec::len), Some(3));
     let text = String::from_utf8(ack)?;
-    assert!(text.starts_with("{\"type\":\"command_ack\",\"timestamp_ms\":"), "{text}");
+    assert!(
+        text.starts_with("{\"type\":\"command_ack\",\"timestamp_ms\":"),
+        "{text}"
+    );
     assert!(
         text.ends_with(",\"id\":\"t1\",\"ok\":true,\"err\":null,\"data\":{\"cmd\":\"SET_VRX_FREQ\"}}\r\n"),
         "{text}"
@@ -157,7 +158,10 @@ async fn telemetry_and_command_over_the_pty() -> R {
     let stats = sim.stats().await?;
     assert_eq!(stats.firmware.commands.get("SET_VRX_FREQ"), Some(&1));
     sim.shutdown().await?;
-    assert!(std::fs::symlink_metadata(dir.path().join("ttyESP32")).is_err(), "link removed");
+    assert!(
+        std::fs::symlink_metadata(dir.path().join("ttyESP32")).is_err(),
+        "link removed"
+    );
     Ok(())
 }
 
@@ -208,7 +212,10 @@ async fn unplug_gives_eof_and_replug_gives_a_new_device() -> R {
     sim.unplug().await?;
     let host = blocking(move || host.wait_closed().map(|()| host)).await?;
     drop(host);
-    assert!(std::fs::symlink_metadata(&link).is_err(), "link removed while unplugged");
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "link removed while unplugged"
+    );
     assert_eq!(sim.device_path(), None);
 
     let new_dev = sim.replug().await?;
@@ -343,7 +350,15 @@ async fn control_socket() -> R {
         assert_eq!(r["ok"], true, "{r}");
     }
     let stats = &replies[4]["stats"];
-    for key in ["lines_received", "acks_sent", "rx_errors", "rx_overflow", "commands", "mode", "best_rssi"] {
+    for key in [
+        "lines_received",
+        "acks_sent",
+        "rx_errors",
+        "rx_overflow",
+        "commands",
+        "mode",
+        "best_rssi",
+    ] {
         assert!(stats.get(key).is_some(), "stats lack {key}: {stats}");
     }
     assert_eq!(stats["resets"], 1);
@@ -368,7 +383,14 @@ fn binary_prints_the_path_and_exits_0_on_sigterm() -> R {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ndefender-esp32-sim"))
         .arg("--link")
         .arg(&link)
-        .args(["--seed", "3", "--fault", "boot_noise=off", "--fault", "telemetry_jitter_ms=0"])
+        .args([
+            "--seed",
+            "3",
+            "--fault",
+            "boot_noise=off",
+            "--fault",
+            "telemetry_jitter_ms=0",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()?;
@@ -394,5 +416,24 @@ fn binary_prints_the_path_and_exits_0_on_sigterm() -> R {
         .args(["--fault", "no_such_knob=1"])
         .output()?;
     assert_eq!(out.status.code(), Some(2));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_on_paused_tokio_time() -> R {
+    let sim = start_emulator(SimConfig {
+        knobs: Knobs::quiet(),
+        ..SimConfig::default()
+    })
+    .await?;
+    assert!(sim.link_path().is_none());
+    assert!(sim.path().starts_with("/dev/pts"));
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    let s = sim.stats().await?;
+    assert_eq!(s.firmware.telemetry, 10, "one telemetry per 1000 ms of tokio time");
+    sim.stall_telemetry(Duration::from_secs(3)).await?;
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    assert_eq!(sim.stats().await?.firmware.telemetry, 10, "stalled");
+    sim.shutdown().await?;
     Ok(())
 }

@@ -167,22 +167,30 @@ impl Client {
         }
         s.closing = true;
         s.close = Some(reason);
-        s.items.clear();
-        s.events = 0;
+        // A graceful shutdown still delivers what is already queued (the hub bounds the
+        // wait), so a daemon that stops its inputs first loses nothing it published.
+        if reason != CloseReason::Shutdown {
+            s.items.clear();
+            s.events = 0;
+        }
         drop(s);
         self.wake.notify_one();
     }
 
-    /// Close first, then a pending resync, then up to `max` queued items into `out`.
+    /// Close first (after the queue drains, on shutdown), then a pending resync, then up
+    /// to `max` queued items into `out`.
     pub fn next_step(&self, out: &mut Vec<Item>, max: usize) -> Step {
         let mut s = self.lock();
-        if let Some(reason) = s.close.take() {
-            return Step::Close(reason);
+        match s.close {
+            Some(CloseReason::Shutdown) if !s.items.is_empty() => {}
+            Some(reason) => {
+                s.close = None;
+                return Step::Close(reason);
+            }
+            None if s.closing => return Step::Idle,
+            None => {}
         }
-        if s.closing {
-            return Step::Idle;
-        }
-        if s.resync {
+        if s.resync && s.close.is_none() {
             s.resync = false;
             return Step::Resync;
         }

@@ -54,6 +54,10 @@ pub struct Greeting {
 }
 
 /// The service side of a connection's first frames (wire §7.2).
+///
+/// Called from the client's writer task on a Tokio worker, never under a hub lock: keep
+/// each call short (a briefly held `std::sync::Mutex` is fine, I/O is not). A panic costs
+/// only that connection, which is closed with 1011.
 pub trait GreetingSource: Send + Sync + 'static {
     /// Envelopes sent first on every connection, before the greeting, the resync set or a
     /// `since` replay (the system controller's HELLO). They must not be repeated in

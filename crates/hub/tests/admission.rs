@@ -218,3 +218,46 @@ async fn shutdown_closes_1001_and_refuses_new_upgrades() -> Res {
     assert_eq!((status, body), (503, json!({"detail": "shutting_down"})));
     Ok(())
 }
+
+#[tokio::test]
+async fn shutdown_delivers_what_was_already_queued_before_1001() -> Res {
+    let server = Server::start(HubConfig {
+        client_queue: 4096,
+        ..cfg()
+    })
+    .await?;
+    let mut ws = server.connect("").await?;
+    let greeting = recv(&mut ws).await?;
+    let start = num(&greeting, "v");
+    // Publish a burst and shut down in the same breath: most of it is still queued.
+    for _ in 0..2000 {
+        server.svc.bump(&server.hub)?;
+    }
+    // join! polls shutdown first, so every client's close is requested before its
+    // writer has had a chance to drain the burst (the test runtime is single-threaded).
+    let mut got = Vec::new();
+    let reader = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match futures_util::StreamExt::next(&mut ws).await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str())?;
+                    if kind(&v) == "VALUE" {
+                        got.push(num(&v, "v"));
+                    }
+                }
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f))) => {
+                    return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(f.map(|f| u16::from(f.code)));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(None),
+            }
+        }
+    });
+    let ((), code) = tokio::join!(server.hub.shutdown(), reader);
+    let code = code?.map_err(|e| e.to_string())?;
+    assert_eq!(code, Some(1001));
+    let want: Vec<u64> = ((start + 1)..=(start + 2000)).collect();
+    assert!(got == want, "queued events lost at shutdown: got {} of 2000", got.len());
+    Ok(())
+}

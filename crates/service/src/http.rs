@@ -215,7 +215,7 @@ pub async fn conventions(State(conv): State<Arc<Conventions>>, req: Request, nex
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let path = req.uri().path().to_owned();
-    let is_ws = conv.ws_paths.iter().any(|p| *p == path);
+    let is_ws = conv.ws_paths.contains(&path);
 
     let early = if conv.shutting_down.load(Ordering::Relaxed) {
         Some(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down").into_response())
@@ -223,7 +223,7 @@ pub async fn conventions(State(conv): State<Arc<Conventions>>, req: Request, nex
         Some(preflight(&conv, req.headers(), origin.as_deref()))
     } else if is_ws {
         None
-    } else if !conv.open_paths.iter().any(|p| *p == path)
+    } else if !conv.open_paths.contains(&path)
         && !key_matches(&conv.api_key, req.headers(), req.uri().query())
     {
         Some(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key").into_response())

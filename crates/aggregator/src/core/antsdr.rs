@@ -121,7 +121,9 @@ pub fn normalize(l: &FeedLine) -> Option<(RfContactData, bool)> {
         .or_else(|| str_member(&l.top, "id"))
         .map(str::to_owned)
         .unwrap_or_else(|| format!("rf:{}", bucket as u64));
-    let band = str_member(d, "band").map(str::to_owned).unwrap_or_else(|| band_for(freq).to_owned());
+    let band = str_member(d, "band")
+        .map(str::to_owned)
+        .unwrap_or_else(|| band_for(freq).to_owned());
     let snr = num_member(d, "snr_db");
     let peak = num_member(d, "peak_db");
     let noise = num_member(d, "noise_floor_db").or(match (peak, snr) {
@@ -172,7 +174,11 @@ fn upsert(st: &mut State, l: &FeedLine, kind_in: &str) -> Result<(String, Value)
     let (data, has_conf) = normalize(l).ok_or(Outcome::Invalid)?;
     let severity = rf_severity(has_conf.then_some(data.confidence));
     let known = st.contacts.rf.contains_key(&data.id);
-    let kind = if known { kind::RF_CONTACT_UPDATE } else { kind::RF_CONTACT_NEW };
+    let kind = if known {
+        kind::RF_CONTACT_UPDATE
+    } else {
+        kind::RF_CONTACT_NEW
+    };
     if kind != kind_in {
         st.counters(Feed::Antsdr).lifecycle_rewrites += 1;
     }
@@ -208,19 +214,22 @@ pub fn evict(st: &mut State, id: &str) {
 
 fn lost(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
     let d = &l.data;
-    let id = str_member(d, "id").or_else(|| str_member(&l.top, "id")).map(str::to_owned).or_else(|| {
-        ["bucket_hz", "center_hz", "freq_hz", "peak_freq_hz"]
-            .iter()
-            .find_map(|k| num_member(d, k).filter(|f| *f > 0.0))
-            .map(|f| {
-                let b = if d.contains_key("bucket_hz") || d.contains_key("center_hz") {
-                    f
-                } else {
-                    bucket_of(f)
-                };
-                format!("rf:{}", b as u64)
-            })
-    });
+    let id = str_member(d, "id")
+        .or_else(|| str_member(&l.top, "id"))
+        .map(str::to_owned)
+        .or_else(|| {
+            ["bucket_hz", "center_hz", "freq_hz", "peak_freq_hz"]
+                .iter()
+                .find_map(|k| num_member(d, k).filter(|f| *f > 0.0))
+                .map(|f| {
+                    let b = if d.contains_key("bucket_hz") || d.contains_key("center_hz") {
+                        f
+                    } else {
+                        bucket_of(f)
+                    };
+                    format!("rf:{}", b as u64)
+                })
+        });
     let id = id.ok_or(Outcome::Invalid)?;
     let Some(s) = st.contacts.rf.remove(&id) else {
         st.counters(Feed::Antsdr).unknown_lost += 1;

@@ -63,9 +63,11 @@ pub fn num_member(m: &Map<String, Value>, k: &str) -> Option<f64> {
 /// A non-negative integer member: JSON integers, or floats with zero fraction.
 pub fn uint_member(m: &Map<String, Value>, k: &str) -> Option<u64> {
     match m.get(k)? {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15).map(|f| f as u64)),
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15)
+                .map(|f| f as u64)
+        }),
         _ => None,
     }
 }

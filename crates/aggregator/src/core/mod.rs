@@ -6,6 +6,7 @@
 
 pub mod antsdr;
 pub mod contacts;
+pub mod esp32;
 pub mod feedline;
 pub mod remoteid;
 pub mod watchdog;
@@ -75,6 +76,7 @@ pub struct State {
     pub health: HashMap<Feed, FeedHealth>,
     pub replay_data: Option<RemoteIdReplayStateBody>,
     pub replay_last_line: Option<Instant>,
+    pub esp32_link: esp32::LinkState,
     /// A non-contact section (or the FPV set) changed since the last SYSTEM_UPDATE.
     pub dirty: bool,
     /// Events produced by the current mutation, published before the lock drops.
@@ -99,7 +101,11 @@ impl State {
             snap.esp32.last_error = disabled();
         }
         if !cfg.system_controller.enabled {
-            for s in [&mut snap.system.last_error, &mut snap.power.last_error, &mut snap.audio.last_error] {
+            for s in [
+                &mut snap.system.last_error,
+                &mut snap.power.last_error,
+                &mut snap.audio.last_error,
+            ] {
                 *s = disabled();
             }
             snap.gps.last_error = disabled();
@@ -116,6 +122,7 @@ impl State {
             health: HashMap::new(),
             replay_data: None,
             replay_last_line: None,
+            esp32_link: esp32::LinkState::default(),
             dirty: false,
             out: Vec::new(),
             log_limiter: HashMap::new(),

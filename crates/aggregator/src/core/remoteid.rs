@@ -13,7 +13,17 @@ use serde_json::{Map, Value};
 
 /// Replay states that mean "not replaying" (aggregator §6.4).
 const INACTIVE_REPLAY: &[&str] = &[
-    "", "stop", "stopped", "idle", "disabled", "off", "done", "finished", "complete", "completed", "error",
+    "",
+    "stop",
+    "stopped",
+    "idle",
+    "disabled",
+    "off",
+    "done",
+    "finished",
+    "complete",
+    "completed",
+    "error",
 ];
 
 /// Applies one RemoteID line. Returns what happened, for counters and tests.
@@ -73,7 +83,11 @@ pub fn apply_line(st: &mut State, line: &str, invalid_utf8: bool) -> Outcome {
     State::set_if_changed(dirty, &mut sec.last_event, data.as_object().cloned());
     State::set_if_changed(dirty, &mut sec.last_timestamp_ms, Some(l.time_ms));
     if kind != "TELEMETRY_UPDATE" {
-        let state = if replay { RemoteIdHealth::Replay } else { RemoteIdHealth::Ok };
+        let state = if replay {
+            RemoteIdHealth::Replay
+        } else {
+            RemoteIdHealth::Ok
+        };
         State::set_if_changed(dirty, &mut sec.state, state);
         State::set_if_changed(dirty, &mut sec.capture_active, Some(true));
         State::set_if_changed(dirty, &mut sec.last_error, None);
@@ -135,7 +149,11 @@ fn contact(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
     let radius = st.cfg.contacts.remote_id_high_radius_m;
     let mono = st.clock.monotonic();
     let m = st.contacts.merge_rid(&id, last_seen, fields, mono, kit, radius);
-    let kind = if m.is_new { kind::CONTACT_NEW } else { kind::CONTACT_UPDATE };
+    let kind = if m.is_new {
+        kind::CONTACT_NEW
+    } else {
+        kind::CONTACT_UPDATE
+    };
     if (l.kind == "CONTACT_NEW") != m.is_new {
         st.counters(Feed::RemoteId).lifecycle_rewrites += 1;
     }
@@ -162,7 +180,11 @@ fn lost(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
         st.counters(Feed::RemoteId).unknown_lost += 1;
         return Err(Outcome::UnknownLost);
     };
-    if let Some(t) = l.data.get("last_seen_ts").and_then(ndefender_contract::time::normalize_time_value) {
+    if let Some(t) = l
+        .data
+        .get("last_seen_ts")
+        .and_then(ndefender_contract::time::normalize_time_value)
+    {
         s.contact.last_seen_ts = s.contact.last_seen_ts.max(t);
     }
     Ok((kind::CONTACT_LOST.to_owned(), to_value(&s.contact.lost_data())?))
@@ -220,7 +242,11 @@ fn telemetry(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
 
 fn replay_state(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
     let d = &l.data;
-    let state = d.get("state").and_then(Value::as_str).ok_or(Outcome::Invalid)?.to_owned();
+    let state = d
+        .get("state")
+        .and_then(Value::as_str)
+        .ok_or(Outcome::Invalid)?
+        .to_owned();
     let speed = num_member(d, "speed").filter(|s| *s >= 0.0).unwrap_or(1.0);
     let ev = ReplayStateEvent {
         state: state.clone(),
@@ -244,7 +270,11 @@ fn replay_state(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome
         total: ev.total,
     });
     if was != active {
-        let msg = if active { "remoteid replay started" } else { "remoteid replay ended" };
+        let msg = if active {
+            "remoteid replay started"
+        } else {
+            "remoteid replay ended"
+        };
         st.log_transition(LogLevel::Info, "remoteid", "replay", msg.to_owned());
     }
     Ok((kind::REPLAY_STATE.to_owned(), to_value(&ev)?))

@@ -194,7 +194,11 @@ fn remoteid_watchdog(st: &mut State, facts: &Facts) {
         return;
     }
     let (next, state, reason) = if !facts.remoteid_exists {
-        (FeedHealth::Missing, RemoteIdHealth::Offline, Some("remoteid_jsonl_missing"))
+        (
+            FeedHealth::Missing,
+            RemoteIdHealth::Offline,
+            Some("remoteid_jsonl_missing"),
+        )
     } else if since_activity(st, Feed::RemoteId).as_secs_f64() >= st.cfg.remoteid.stale_s {
         let unit = st
             .snap

@@ -66,14 +66,22 @@ impl Daemon {
 fn sibling(name: &str) -> R<PathBuf> {
     let p = std::env::current_exe()?.with_file_name(name);
     if !p.exists() {
-        return Err(format!("{} not found; build the workspace first (cargo build --release)", p.display()).into());
+        return Err(format!(
+            "{} not found; build the workspace first (cargo build --release)",
+            p.display()
+        )
+        .into());
     }
     Ok(p)
 }
 
 fn main() {
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ndefender-demo: {e}");

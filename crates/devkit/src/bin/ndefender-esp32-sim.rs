@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, Parser)]
-#[command(name = "ndefender-esp32-sim", version, about = "ESP32 panel emulator on a pseudo-terminal")]
+#[command(
+    name = "ndefender-esp32-sim",
+    version,
+    about = "ESP32 panel emulator on a pseudo-terminal"
+)]
 struct Cli {
     /// Symlink to create at the device side (replaced if it is a symlink).
     #[arg(long)]

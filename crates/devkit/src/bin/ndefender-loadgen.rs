@@ -32,13 +32,24 @@ enum Cmd {
         #[arg(long)]
         aggregator: Option<PathBuf>,
     },
+    /// ESP32 command round trip over a pseudo-terminal: REST → serial → emulator → ack → REST.
+    Esp32Rtt {
+        #[arg(long, default_value_t = 500)]
+        commands: u32,
+        #[arg(long)]
+        aggregator: Option<PathBuf>,
+    },
 }
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("runtime: {e}");
@@ -52,6 +63,7 @@ fn main() {
                 seconds,
                 aggregator,
             } => latency(rates, seconds, aggregator).await,
+            Cmd::Esp32Rtt { commands, aggregator } => esp32_rtt(commands, aggregator).await,
         }
     });
     if let Err(e) = r {
@@ -61,7 +73,10 @@ fn main() {
 }
 
 fn wall_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 fn sibling(name: &str) -> R<PathBuf> {
@@ -102,12 +117,19 @@ fn ticks_per_s() -> f64 {
     100.0
 }
 
-async fn start_aggregator(bin: &Path, dir: &Path, port: u16) -> R<Proc> {
+async fn start_aggregator(bin: &Path, dir: &Path, port: u16, esp32_port: Option<&Path>) -> R<Proc> {
     let cfg = dir.join("aggregator.toml");
+    let esp32 = match esp32_port {
+        Some(p) => format!(
+            "[esp32]\nport = \"{}\"\nprobe_interval_s = 0.0\n[limits]\ncommands_per_minute = 1000000\n",
+            p.display()
+        ),
+        None => "[esp32]\nenabled = false\n".to_owned(),
+    };
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nbind = \"127.0.0.1:{port}\"\nclient_queue = 65536\n[state]\ndir = \"{}\"\n[remoteid]\njsonl_path = \"{}\"\nbase_url = \"http://127.0.0.1:1\"\n[antsdr]\nenabled = false\n[esp32]\nenabled = false\n[system_controller]\nenabled = false\n[tail]\nstart_position = \"end\"\n",
+            "[server]\nbind = \"127.0.0.1:{port}\"\nclient_queue = 65536\n[state]\ndir = \"{}\"\n[remoteid]\njsonl_path = \"{}\"\nbase_url = \"http://127.0.0.1:1\"\n[antsdr]\nenabled = false\n{esp32}[system_controller]\nenabled = false\n[tail]\nstart_position = \"end\"\n",
             dir.join("state").display(),
             dir.join("remoteid.jsonl").display()
         ),
@@ -147,7 +169,7 @@ async fn latency(rates: Vec<u64>, seconds: u64, aggregator: Option<PathBuf>) -> 
     let dir = std::env::temp_dir().join(format!("ndefender-loadgen-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let agg = start_aggregator(&bin, &dir, port).await?;
+    let agg = start_aggregator(&bin, &dir, port, None).await?;
     let pid = agg.child.id();
     let feed = dir.join("remoteid.jsonl");
     std::fs::write(&feed, b"")?;
@@ -241,4 +263,137 @@ async fn latency(rates: Vec<u64>, seconds: u64, aggregator: Option<PathBuf>) -> 
     drop(agg);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+async fn esp32_rtt(commands: u32, aggregator: Option<PathBuf>) -> R {
+    use ndefender_devkit::esp32::knobs::Knobs;
+    use ndefender_devkit::esp32::sim::{Esp32Sim, SimConfig};
+    let bin = match aggregator {
+        Some(b) => b,
+        None => sibling("ndefender-aggregator")?,
+    };
+    let dir = std::env::temp_dir().join(format!("ndefender-loadgen-esp32-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let link = dir.join("ttyESP32");
+    let sim = Esp32Sim::spawn(SimConfig {
+        link: Some(link.clone()),
+        knobs: Knobs::quiet(),
+        ..SimConfig::default()
+    })
+    .await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let agg = start_aggregator(&bin, &dir, port, Some(&link)).await?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest_like::Client::new();
+    // wait for the first telemetry (connected)
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = client
+            .get_json(&format!("{base}/api/v1/esp32"))
+            .await
+            .unwrap_or_default();
+        if s["connected"] == serde_json::Value::Bool(true) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("ESP32 link did not come up".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut lat = Vec::with_capacity(commands as usize);
+    let mut failed = 0;
+    for i in 0..commands {
+        let body = format!("{{\"payload\":{{\"ch\":{}}}}}", 1 + i % 3);
+        let t = Instant::now();
+        let status = client.post(&format!("{base}/api/v1/video/select"), &body).await?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if status == 200 {
+            lat.push(ms);
+        } else {
+            failed += 1;
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    println!("| commands | ok | failed | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {commands} | {} | {failed} | {:.2} | {:.2} | {:.2} |",
+        lat.len(),
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        lat.last().copied().unwrap_or(f64::NAN)
+    );
+    drop(agg);
+    sim.shutdown().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 client over one keep-alive TCP connection: enough for the
+/// benchmark, and it keeps client overhead out of the measured round trip.
+mod reqwest_like {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+    use tokio::sync::Mutex;
+
+    pub struct Client {
+        conn: Mutex<Option<BufReader<TcpStream>>>,
+    }
+
+    impl Client {
+        pub fn new() -> Self {
+            Self { conn: Mutex::new(None) }
+        }
+
+        async fn request(&self, method: &str, url: &str, body: &str) -> std::io::Result<(u16, Vec<u8>)> {
+            let rest = url.strip_prefix("http://").unwrap_or(url);
+            let (host, path) = rest
+                .split_once('/')
+                .map(|(h, p)| (h, format!("/{p}")))
+                .unwrap_or((rest, "/".into()));
+            let mut guard = self.conn.lock().await;
+            if guard.is_none() {
+                *guard = Some(BufReader::new(TcpStream::connect(host).await?));
+            }
+            let Some(conn) = guard.as_mut() else {
+                return Err(std::io::Error::other("no connection"));
+            };
+            let req = format!(
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            conn.get_mut().write_all(req.as_bytes()).await?;
+            let mut status_line = String::new();
+            conn.read_line(&mut status_line).await?;
+            let status: u16 = status_line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                conn.read_line(&mut h).await?;
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut buf = vec![0u8; len];
+            conn.read_exact(&mut buf).await?;
+            Ok((status, buf))
+        }
+
+        pub async fn post(&self, url: &str, body: &str) -> std::io::Result<u16> {
+            Ok(self.request("POST", url, body).await?.0)
+        }
+
+        pub async fn get_json(&self, url: &str) -> std::io::Result<serde_json::Value> {
+            let (_, b) = self.request("GET", url, "").await?;
+            serde_json::from_slice(&b).map_err(std::io::Error::other)
+        }
+    }
 }

@@ -144,8 +144,11 @@ impl Device {
 
     /// Replaces the knobs (timing changes apply from the next telemetry on).
     pub fn set_knobs(&mut self, knobs: Knobs, now: u64) {
-        self.fw
-            .set_timing(knobs.telemetry_period_ms, knobs.telemetry_jitter_ms, knobs.emit_log_events);
+        self.fw.set_timing(
+            knobs.telemetry_period_ms,
+            knobs.telemetry_jitter_ms,
+            knobs.emit_log_events,
+        );
         let garbage_changed = knobs.garbage_per_min != self.knobs.garbage_per_min;
         self.knobs = knobs;
         if garbage_changed {
@@ -295,7 +298,9 @@ impl Device {
                 Output::Telemetry(t) => {
                     self.telemetry_count += 1;
                     if self.knobs.overlong_every > 0
-                        && self.telemetry_count.is_multiple_of(u64::from(self.knobs.overlong_every))
+                        && self
+                            .telemetry_count
+                            .is_multiple_of(u64::from(self.knobs.overlong_every))
                     {
                         let l = self.overlong_line();
                         self.enqueue(now, l);

@@ -372,7 +372,9 @@ impl Firmware {
 
     /// The earliest time [`Firmware::tick`] has work to do.
     pub fn next_deadline(&self) -> u64 {
-        let mut d = self.next_sample_at.min(self.next_telemetry_at.max(self.telemetry_paused_until));
+        let mut d = self
+            .next_sample_at
+            .min(self.next_telemetry_at.max(self.telemetry_paused_until));
         if let Some(s) = &self.scan {
             d = d.min(s.next_step_at);
         }

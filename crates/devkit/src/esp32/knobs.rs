@@ -344,7 +344,10 @@ mod tests {
         k.apply_spec("split_writes")?;
         assert_eq!(k.split_writes, 8);
         assert_eq!(k.apply_spec("disconnect")?, Some(OneShot::Disconnect));
-        assert_eq!(k.apply_spec("stall_telemetry_ms=3000")?, Some(OneShot::StallTelemetry(3000)));
+        assert_eq!(
+            k.apply_spec("stall_telemetry_ms=3000")?,
+            Some(OneShot::StallTelemetry(3000))
+        );
         assert!(k.apply_spec("drop_ack_prob=2").is_err());
         assert!(k.apply_spec("nope=1").is_err());
         k.apply_json("ack_delay_ms", &Value::from(2500))?;

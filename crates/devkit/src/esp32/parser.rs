@@ -106,12 +106,18 @@ mod tests {
     fn strings() {
         assert_eq!(field_str(br#"{"id":"abc"}"#, "id"), Some(b"abc".to_vec()));
         assert_eq!(field_str(br#"{"id" :  "abc"}"#, "id"), Some(b"abc".to_vec()));
-        assert_eq!(field_str(br#"{"id":"a\"b\\c\n\u0041"}"#, "id"), Some(b"a\"b\\cnu0041".to_vec()));
+        assert_eq!(
+            field_str(br#"{"id":"a\"b\\c\n\u0041"}"#, "id"),
+            Some(b"a\"b\\cnu0041".to_vec())
+        );
         assert_eq!(field_str(br#"{"id":"abc}"#, "id"), None);
         assert_eq!(field_str(br#"{"id":7}"#, "id"), None);
         assert_eq!(field_str(br#"{"vrx_id":"x"}"#, "id"), None);
         // First occurrence only, even inside a string value.
-        assert_eq!(field_str(br#"{"x":"\"id\"","id":"real"}"#, "id"), Some(b"real".to_vec()));
+        assert_eq!(
+            field_str(br#"{"x":"\"id\"","id":"real"}"#, "id"),
+            Some(b"real".to_vec())
+        );
         assert_eq!(field_str(br#"{"x":"id","id":"real"}"#, "id"), None);
         assert_eq!(field_str(br#"{"x":"see "id"","id":"real"}"#, "id"), None);
         let long = format!(r#"{{"id":"{}"}}"#, "a".repeat(100));

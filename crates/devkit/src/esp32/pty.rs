@@ -6,8 +6,8 @@
 //! port), except before the very first open, when up to [`BACKLOG_CAP`] bytes are
 //! kept so the first host sees the boot noise.
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::pty::openpty;
 use nix::sys::termios::{cfmakeraw, cfsetspeed, tcgetattr, tcsetattr, BaudRate, SetArg};
 use std::io;
@@ -32,7 +32,8 @@ pub enum ReadOutcome {
 /// The master side of one emulated port.
 #[derive(Debug)]
 pub struct Port {
-    fd: AsyncFd<OwnedFd>,
+    /// Always Some; an Option only so that it can be registered anew.
+    fd: Option<AsyncFd<OwnedFd>>,
     path: PathBuf,
     host: bool,
     ever_opened: bool,
@@ -56,13 +57,8 @@ impl Port {
         fcntl(&pty.master, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
         fcntl(&pty.master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
         drop(pty.slave);
-        // `AsyncFd::new` is deprecated because a borrowed raw fd could be closed
-        // under it; an `OwnedFd` cannot, so the safe constructor is sound here and
-        // keeps this crate free of `unsafe`.
-        #[allow(deprecated)]
-        let fd = AsyncFd::new(pty.master)?;
         Ok(Self {
-            fd,
+            fd: Some(register(pty.master)?),
             path,
             host: false,
             ever_opened: false,
@@ -81,8 +77,28 @@ impl Port {
         self.host
     }
 
+    fn raw(&self) -> io::Result<&OwnedFd> {
+        self.fd
+            .as_ref()
+            .map(AsyncFd::get_ref)
+            .ok_or_else(|| io::Error::other("pty not registered"))
+    }
+
+    /// Tokio keeps a hang-up (seen while no host had the device side open) as a
+    /// sticky "read closed" readiness; registering the fd anew clears it.
+    fn reregister(&mut self) -> io::Result<()> {
+        if let Some(fd) = self.fd.take() {
+            self.fd = Some(register(fd.into_inner())?);
+        }
+        Ok(())
+    }
+
     fn try_read(&mut self, buf: &mut [u8]) -> ReadOutcome {
-        match nix::unistd::read(self.fd.get_ref(), buf) {
+        let res = match self.raw() {
+            Ok(fd) => nix::unistd::read(fd, buf),
+            Err(_) => Err(Errno::EBADF),
+        };
+        match res {
             Ok(0) | Err(Errno::EIO) => self.set_host(false),
             Ok(n) => {
                 self.set_host(true);
@@ -99,6 +115,9 @@ impl Port {
     fn set_host(&mut self, present: bool) -> ReadOutcome {
         if present && !self.host {
             self.host = true;
+            if let Err(e) = self.reregister() {
+                tracing::warn!("esp32-sim: re-registering the pty: {e}");
+            }
             if !self.ever_opened {
                 self.ever_opened = true;
                 let backlog = std::mem::take(&mut self.backlog);
@@ -119,7 +138,8 @@ impl Port {
     /// Waits for input while a host is present.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
         loop {
-            let mut guard = self.fd.readable().await?;
+            let fd = self.fd.as_ref().ok_or_else(|| io::Error::other("pty not registered"))?;
+            let mut guard = fd.readable().await?;
             match nix::unistd::read(guard.get_inner(), buf) {
                 Err(Errno::EAGAIN) => guard.clear_ready(),
                 Ok(0) | Err(Errno::EIO) => {
@@ -154,7 +174,11 @@ impl Port {
             return;
         }
         while !bytes.is_empty() {
-            match nix::unistd::write(self.fd.get_ref(), bytes) {
+            let res = match self.raw() {
+                Ok(fd) => nix::unistd::write(fd, bytes),
+                Err(_) => Err(Errno::EBADF),
+            };
+            match res {
                 Ok(n) => bytes = &bytes[n..],
                 Err(Errno::EINTR) => {}
                 Err(Errno::EIO) => {
@@ -169,6 +193,14 @@ impl Port {
             }
         }
     }
+}
+
+fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    // `AsyncFd::new` is deprecated because a borrowed raw fd could be closed under
+    // it; an `OwnedFd` cannot, so the safe constructor is sound here and keeps this
+    // crate free of `unsafe`.
+    #[allow(deprecated)]
+    AsyncFd::new(fd)
 }
 
 /// Points `link` at `target`, atomically replacing an existing symlink. A regular

@@ -696,7 +696,9 @@ async fn control_request_inner(control: &SimControl, line: &str) -> Result<Value
                     .collect();
                 Ok(json!({"ok": true, "lines": lines}))
             }
-            other => Err(format!("unknown get {other:?} (stats, knobs, scene, path, commands, lines)")),
+            other => Err(format!(
+                "unknown get {other:?} (stats, knobs, scene, path, commands, lines)"
+            )),
         };
     }
     Err("expected one of set, fault, get".into())

@@ -1,0 +1,159 @@
+//! Command routes (aggregator §12): gates P → V → C → U → L → R, then the
+//! target. Every authenticated request yields exactly one COMMAND_ACK, except 429s.
+
+use crate::api::Api;
+use crate::core::esp32 as esp32_state;
+use crate::esp32::{Outcome, Route, SubmitError};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use ndefender_contract::command::{CommandRequest, CommandResult};
+use ndefender_service::http::{client_addr, json_ok, ApiError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+type S = State<Arc<Api>>;
+
+/// Rate-limit bucket of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Cmd,
+    Dangerous,
+}
+
+pub fn router(api: Arc<Api>) -> Router {
+    let esp =
+        |r: Route| post(move |s: S, ci: ConnectInfo<SocketAddr>, h: HeaderMap, b: Bytes| esp32_command(s, ci, h, b, r));
+    Router::new()
+        .route("/api/v1/vrx/tune", esp(Route::VrxTune))
+        .route("/api/v1/esp32/vrx/tune", esp(Route::Esp32VrxTune))
+        .route("/api/v1/scan/start", esp(Route::ScanStart))
+        .route("/api/v1/scan/stop", esp(Route::ScanStop))
+        .route("/api/v1/scan/lock", esp(Route::ScanLock))
+        .route("/api/v1/video/select", esp(Route::VideoSelect))
+        .route("/api/v1/esp32/video/select", esp(Route::Esp32VideoSelect))
+        .route("/api/v1/esp32/leds", esp(Route::Esp32Leds))
+        .route("/api/v1/esp32/buzzer", esp(Route::Esp32Buzzer))
+        .route("/api/v1/esp32/config", esp(Route::Esp32Config))
+        .route("/api/v1/esp32/buttons/simulate", esp(Route::ButtonsSimulate))
+        .with_state(api)
+}
+
+/// Consumes a token of `bucket` for `client`, or answers 429 (never acked).
+pub fn rate_gate(api: &Api, bucket: Bucket, client: std::net::IpAddr) -> Result<(), ApiError> {
+    let w = match bucket {
+        Bucket::Cmd => &api.limits.cmd,
+        Bucket::Dangerous => &api.limits.dangerous,
+    };
+    w.check(client, Instant::now())
+        .map_err(|retry| ApiError::too_many("rate_limited", retry))
+}
+
+fn esp_refuse(api: &Api, id: &str, route: Route, err: ApiError) -> Response {
+    let code = err.code.clone();
+    api.core
+        .mutate(|st| esp32_state::emit_ack(st, id, false, Some(&code), Some(route.firmware_cmd())));
+    err.into_response()
+}
+
+async fn esp32_command(
+    State(api): S,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+    route: Route,
+) -> Response {
+    let command_id = uuid::Uuid::new_v4().to_string();
+    let client = client_addr(peer, &headers, &api.trusted_proxies);
+    // P
+    let req = match CommandRequest::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return esp_refuse(&api, &command_id, route, ApiError::bad_request(e.code())),
+    };
+    // V
+    let leds = api.core.read(|st| st.snap.vrx.led);
+    let cmd = match crate::esp32::translate::translate(route, &req.payload, leds) {
+        Ok(c) => c,
+        Err(bad) => return esp_refuse(&api, &command_id, route, ApiError::invalid_field(bad.0)),
+    };
+    // L
+    if route == Route::ButtonsSimulate && !client.is_loopback() {
+        return esp_refuse(
+            &api,
+            &command_id,
+            route,
+            ApiError::new(StatusCode::FORBIDDEN, "local_only"),
+        );
+    }
+    // R
+    if let Err(e) = rate_gate(&api, Bucket::Cmd, client) {
+        return e.into_response();
+    }
+    if !route.supported() {
+        return esp_refuse(
+            &api,
+            &command_id,
+            route,
+            ApiError::new(StatusCode::CONFLICT, "not_supported"),
+        );
+    }
+    let Some(link) = api.esp32.clone() else {
+        return esp_refuse(
+            &api,
+            &command_id,
+            route,
+            ApiError::new(StatusCode::CONFLICT, "esp32_not_connected"),
+        );
+    };
+    // A manual tune during a scan would be overwritten at the next scan step.
+    if matches!(route, Route::VrxTune | Route::Esp32VrxTune) && api.core.read(|st| st.snap.vrx.scan_state == "scanning")
+    {
+        let stop_id = uuid::Uuid::new_v4().to_string();
+        let stop = crate::esp32::FwCommand {
+            cmd: "STOP_SCAN",
+            args: vec![],
+        };
+        if let Err(e) = run_on_link(&api, &link, &stop_id, Route::ScanStop, stop).await {
+            return esp_refuse(&api, &command_id, route, e);
+        }
+    }
+    match run_on_link(&api, &link, &command_id, route, cmd).await {
+        Ok(()) => {
+            let ts = api.core.read(|st| st.clock.now_ms());
+            json_ok(&CommandResult::accepted(route.name(), command_id, ts))
+        }
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => e.into_response(),
+        // A firmware answer was already published by the link as the ack.
+        Err(e) if e.message.as_deref() == Some("firmware") => e.into_response(),
+        Err(e) => esp_refuse(&api, &command_id, route, e),
+    }
+}
+
+/// Runs one firmware command; the firmware's own ack is published by the link.
+async fn run_on_link(
+    _api: &Api,
+    link: &crate::esp32::Esp32Link,
+    id: &str,
+    _route: Route,
+    cmd: crate::esp32::FwCommand,
+) -> Result<(), ApiError> {
+    let rx = match link.submit(id.to_owned(), cmd) {
+        Ok(rx) => rx,
+        Err(SubmitError::Busy) => return Err(ApiError::too_many("busy", 1)),
+        Err(SubmitError::NotConnected) => return Err(ApiError::new(StatusCode::CONFLICT, "esp32_not_connected")),
+    };
+    match rx.await {
+        Ok(Outcome::Ack { ok: true, .. }) => Ok(()),
+        Ok(Outcome::Ack { ok: false, err }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            err.unwrap_or_else(|| "invalid_state".to_owned()),
+        )
+        .with_message("firmware")),
+        Ok(Outcome::Timeout) => Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "esp32_timeout")),
+        Ok(Outcome::NotConnected) | Err(_) => Err(ApiError::new(StatusCode::CONFLICT, "esp32_not_connected")),
+    }
+}
