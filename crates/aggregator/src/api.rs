@@ -29,6 +29,10 @@ pub struct Api {
     pub controller: Upstream,
     pub antsdr: Upstream,
     pub get_timeout: Duration,
+    pub command_timeout: Duration,
+    pub wifi_connect_timeout: Duration,
+    pub allow_unsafe: bool,
+    pub controller_enabled: bool,
 }
 
 /// The two rate-limit buckets (aggregator §13).

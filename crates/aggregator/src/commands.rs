@@ -157,3 +157,236 @@ async fn run_on_link(
         Ok(Outcome::NotConnected) | Err(_) => Err(ApiError::new(StatusCode::CONFLICT, "esp32_not_connected")),
     }
 }
+
+/// Where a relayed route goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Controller,
+    Antsdr,
+    RemoteId,
+}
+
+/// A relayed route: aggregator §12's table.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayRoute {
+    /// Path below /api/v1 (also the CommandResult `command`).
+    pub name: &'static str,
+    pub target: Target,
+    pub confirm: bool,
+    pub unsafe_gate: bool,
+    pub bucket: Bucket,
+}
+
+const fn rr(name: &'static str, target: Target, confirm: bool, unsafe_gate: bool, bucket: Bucket) -> RelayRoute {
+    RelayRoute {
+        name,
+        target,
+        confirm,
+        unsafe_gate,
+        bucket,
+    }
+}
+
+/// Every relayed route but `services/{name}/restart`.
+pub const RELAY_ROUTES: &[RelayRoute] = &[
+    rr("system/reboot", Target::Controller, true, true, Bucket::Dangerous),
+    rr("system/shutdown", Target::Controller, true, true, Bucket::Dangerous),
+    rr("gps/restart", Target::Controller, true, false, Bucket::Dangerous),
+    rr("audio/mute", Target::Controller, false, false, Bucket::Cmd),
+    rr("audio/volume", Target::Controller, false, false, Bucket::Cmd),
+    rr("audio/beep", Target::Controller, false, false, Bucket::Cmd),
+    rr("network/wifi/enable", Target::Controller, false, false, Bucket::Cmd),
+    rr("network/wifi/disable", Target::Controller, false, false, Bucket::Cmd),
+    rr("network/wifi/connect", Target::Controller, false, false, Bucket::Cmd),
+    rr("network/wifi/disconnect", Target::Controller, false, false, Bucket::Cmd),
+    rr(
+        "network/bluetooth/enable",
+        Target::Controller,
+        false,
+        false,
+        Bucket::Cmd,
+    ),
+    rr(
+        "network/bluetooth/disable",
+        Target::Controller,
+        false,
+        false,
+        Bucket::Cmd,
+    ),
+    rr(
+        "network/bluetooth/scan/start",
+        Target::Controller,
+        false,
+        false,
+        Bucket::Cmd,
+    ),
+    rr(
+        "network/bluetooth/scan/stop",
+        Target::Controller,
+        false,
+        false,
+        Bucket::Cmd,
+    ),
+    rr("network/bluetooth/pair", Target::Controller, false, false, Bucket::Cmd),
+    rr(
+        "network/bluetooth/unpair",
+        Target::Controller,
+        false,
+        false,
+        Bucket::Cmd,
+    ),
+    rr("antsdr/sweep/start", Target::Antsdr, false, false, Bucket::Cmd),
+    rr("antsdr/sweep/stop", Target::Antsdr, false, false, Bucket::Cmd),
+    rr("antsdr/gain/set", Target::Antsdr, false, false, Bucket::Cmd),
+    rr("antsdr/device/reset", Target::Antsdr, true, false, Bucket::Dangerous),
+    rr(
+        "antsdr/device/calibrate",
+        Target::Antsdr,
+        true,
+        false,
+        Bucket::Dangerous,
+    ),
+    rr("remote_id/monitor/start", Target::RemoteId, false, false, Bucket::Cmd),
+    rr("remote_id/monitor/stop", Target::RemoteId, false, false, Bucket::Cmd),
+    rr("remote_id/replay/start", Target::RemoteId, false, false, Bucket::Cmd),
+    rr("remote_id/replay/stop", Target::RemoteId, false, false, Bucket::Cmd),
+];
+
+pub fn relay_router(api: Arc<Api>) -> Router {
+    let mut r = Router::new();
+    for route in RELAY_ROUTES {
+        let route = *route;
+        r = r.route(
+            &format!("/api/v1/{}", route.name),
+            post(move |s: S, ci: ConnectInfo<SocketAddr>, h: HeaderMap, b: Bytes| {
+                relayed_command(s, ci, h, b, route, None)
+            }),
+        );
+    }
+    r.route(
+        "/api/v1/services/{name}/restart",
+        post(
+            |s: S,
+             ci: ConnectInfo<SocketAddr>,
+             axum::extract::Path(name): axum::extract::Path<String>,
+             h: HeaderMap,
+             b: Bytes| async move {
+                let route = rr("services/restart", Target::Controller, true, false, Bucket::Dangerous);
+                relayed_command(s, ci, h, b, route, Some(name)).await
+            },
+        ),
+    )
+    .with_state(api)
+}
+
+fn valid_unit_name(n: &str) -> bool {
+    (1..=128).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'@' | b'.' | b'_' | b':' | b'-'))
+}
+
+fn system_ack(api: &Api, route: &str, name: Option<&str>, result: Result<(), &str>) {
+    let mut ack = match result {
+        Ok(()) => ndefender_contract::events::SystemCommandAck::ok(route),
+        Err(code) => ndefender_contract::events::SystemCommandAck::failed(route, code),
+    };
+    ack.name = name.map(str::to_owned);
+    api.core.mutate(|st| {
+        let ts = st.clock.now_ms();
+        st.emit(
+            ndefender_contract::kind::COMMAND_ACK,
+            ts,
+            ndefender_contract::Source::System,
+            &ack,
+        );
+    });
+}
+
+fn refuse(api: &Api, route: &str, name: Option<&str>, err: ApiError) -> Response {
+    if err.status != StatusCode::TOO_MANY_REQUESTS {
+        system_ack(api, route, name, Err(&err.code));
+    }
+    err.into_response()
+}
+
+async fn relayed_command(
+    State(api): S,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+    route: RelayRoute,
+    unit: Option<String>,
+) -> Response {
+    let client = client_addr(peer, &headers, &api.trusted_proxies);
+    let name = unit.as_deref();
+    // P
+    let req = match CommandRequest::parse(&body) {
+        Ok(r) => r,
+        Err(e) => return refuse(&api, route.name, name, ApiError::bad_request(e.code())),
+    };
+    // V
+    if let Some(u) = name {
+        if !valid_unit_name(u) {
+            return refuse(&api, route.name, name, ApiError::invalid_field("name"));
+        }
+    }
+    // C
+    if route.confirm && !req.confirm {
+        return refuse(&api, route.name, name, ApiError::bad_request("confirm_required"));
+    }
+    // U: defence in depth; the controller has its own switch too.
+    if route.unsafe_gate && !api.allow_unsafe {
+        return refuse(
+            &api,
+            route.name,
+            name,
+            ApiError::new(StatusCode::FORBIDDEN, "unsafe_disabled"),
+        );
+    }
+    // R
+    if let Err(e) = rate_gate(&api, route.bucket, client) {
+        return e.into_response();
+    }
+    let (up, path) = match route.target {
+        Target::Controller => (
+            &api.controller,
+            match name {
+                Some(u) => format!("services/{u}/restart"),
+                None => route.name.to_owned(),
+            },
+        ),
+        Target::Antsdr => (&api.antsdr, route.name.trim_start_matches("antsdr/").to_owned()),
+        Target::RemoteId => (&api.remoteid, route.name.trim_start_matches("remote_id/").to_owned()),
+    };
+    let timeout = if route.name == "network/wifi/connect" {
+        api.wifi_connect_timeout
+    } else {
+        api.command_timeout
+    };
+    if route.target == Target::Controller && !api.controller_enabled {
+        return refuse(
+            &api,
+            route.name,
+            name,
+            ApiError::new(StatusCode::BAD_GATEWAY, "system_controller_unavailable"),
+        );
+    }
+    let now = api.core.read(|st| st.clock.now_ms());
+    match crate::relay::relay(up, route.name, &path, &req, timeout, now).await {
+        crate::relay::Relayed::Ok(result) => {
+            // The controller publishes its own (possibly asynchronous) ack, which the follower forwards.
+            if route.target != Target::Controller {
+                system_ack(&api, route.name, name, Ok(()));
+            }
+            json_ok(&result)
+        }
+        crate::relay::Relayed::Refused(e) => {
+            if route.target == Target::Controller || e.status == StatusCode::TOO_MANY_REQUESTS {
+                e.into_response()
+            } else {
+                refuse(&api, route.name, name, e)
+            }
+        }
+        crate::relay::Relayed::Failed(e) => refuse(&api, route.name, name, e),
+    }
+}

@@ -9,6 +9,8 @@ pub mod config;
 pub mod core;
 pub mod esp32;
 pub mod feeds;
+pub mod followers;
+pub mod relay;
 pub mod upstream;
 
 use crate::api::Api;
@@ -73,6 +75,37 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         .esp32
         .enabled
         .then(|| esp32::link::spawn(cfg.esp32.clone(), core.clone(), shutdown.clone()));
+    let controller_up = Upstream::new(
+        "system_controller",
+        &cfg.system_controller.base_url,
+        &cfg.system_controller.api_key,
+        client.clone(),
+    );
+    let antsdr_up = Upstream::new("antsdr", &cfg.antsdr.base_url, &cfg.antsdr.api_key, client.clone());
+    if cfg.system_controller.enabled {
+        tokio::spawn(followers::follow_controller(
+            cfg.clone(),
+            core.clone(),
+            controller_up.clone(),
+            shutdown.clone(),
+        ));
+        if cfg.alerts.beep_on_high_severity {
+            tokio::spawn(followers::beeper(
+                cfg.clone(),
+                core.clone(),
+                controller_up.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+    if cfg.antsdr.enabled {
+        tokio::spawn(followers::poll_antsdr(
+            cfg.clone(),
+            core.clone(),
+            antsdr_up.clone(),
+            shutdown.clone(),
+        ));
+    }
     let api = Arc::new(Api {
         core: core.clone(),
         esp32,
@@ -88,17 +121,17 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
             &cfg.remoteid.api_key,
             client.clone(),
         ),
-        controller: Upstream::new(
-            "system_controller",
-            &cfg.system_controller.base_url,
-            &cfg.system_controller.api_key,
-            client.clone(),
-        ),
-        antsdr: Upstream::new("antsdr", &cfg.antsdr.base_url, &cfg.antsdr.api_key, client),
+        controller: controller_up,
+        antsdr: antsdr_up,
         get_timeout: Duration::from_secs_f64(cfg.proxy.get_timeout_s),
+        command_timeout: Duration::from_secs_f64(cfg.proxy.command_timeout_s),
+        wifi_connect_timeout: Duration::from_secs_f64(cfg.proxy.wifi_connect_timeout_s),
+        allow_unsafe: cfg.safety.allow_unsafe,
+        controller_enabled: cfg.system_controller.enabled,
     });
     let app = api::router(api.clone())
-        .merge(commands::router(api))
+        .merge(commands::router(api.clone()))
+        .merge(commands::relay_router(api))
         .route(WS_PATH, hub.ws_route());
     let conv = Conventions::new(
         ErrorStyle::Detail,

@@ -21,7 +21,7 @@ async fn greeting_then_contacts_flow_and_rest_bodies_are_valid() -> R {
     let dir = tempfile::tempdir()?;
     let d = Daemon::start(dir.path(), &[]).await?;
     let mut ws = Ws::connect(&d.ws_url()).await?;
-    let first = ws.next(S5).await?.ok_or("no greeting")?;
+    let first = ws.greeting.clone().ok_or("no greeting")?;
     assert_eq!(kind(&first), "SYSTEM_UPDATE");
     assert_eq!(first["source"], "aggregator");
 
@@ -143,7 +143,7 @@ async fn new_client_gets_three_messages_within_ten_seconds() -> R {
     let dir = tempfile::tempdir()?;
     let d = Daemon::start(dir.path(), &[]).await?;
     let mut ws = Ws::connect(&d.ws_url()).await?;
-    let mut n = 0;
+    let mut n = 1; // the greeting
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while n < 3 {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -259,15 +259,15 @@ async fn rotation_truncation_burst_garbage_and_recreate() -> R {
 /// Ids seen by a run: CONTACT_NEW events on the socket plus contacts in its greeting snapshot.
 async fn ids_of_run(ws: &mut Ws, until_quiet: Duration) -> R<Vec<String>> {
     let mut ids = Vec::new();
+    if let Some(g) = &ws.greeting {
+        for c in g["data"]["contacts"].as_array().into_iter().flatten() {
+            ids.push(c["id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
     // A reset (kill -9) ends the run like a close does.
     while let Ok(Some(v)) = ws.next(until_quiet).await {
         match kind(&v) {
             "CONTACT_NEW" => ids.push(v["data"]["id"].as_str().unwrap_or_default().to_owned()),
-            "SYSTEM_UPDATE" if ids.is_empty() => {
-                for c in v["data"]["contacts"].as_array().into_iter().flatten() {
-                    ids.push(c["id"].as_str().unwrap_or_default().to_owned());
-                }
-            }
             _ => {}
         }
     }
@@ -286,7 +286,6 @@ async fn restart_mid_stream(hard: bool) -> R<(Vec<String>, Vec<String>, u64)> {
     .await?;
     let path = d.rid_path();
     let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.next(S5).await?; // greeting
     let total: u64 = 600;
     let writer = {
         let path = path.clone();
@@ -422,8 +421,7 @@ async fn system_update_is_coalesced_and_ends_on_the_latest_state() -> R {
     let dir = tempfile::tempdir()?;
     let d = Daemon::start(dir.path(), &[("NDEFENDER_SERVER__HEARTBEAT_MS", "0")]).await?;
     let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.wait_for(S5, |v| kind(v) == "SYSTEM_UPDATE").await?; // greeting
-                                                            // let the startup watchdog transitions settle into their own broadcast
+    // let the startup watchdog transitions settle into their own broadcast
     tokio::time::sleep(Duration::from_millis(2500)).await;
     while ws.next(Duration::from_millis(200)).await?.is_some() {}
     // 10 section changes within one second

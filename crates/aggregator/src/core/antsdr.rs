@@ -183,6 +183,9 @@ fn upsert(st: &mut State, l: &FeedLine, kind_in: &str) -> Result<(String, Value)
         st.counters(Feed::Antsdr).lifecycle_rewrites += 1;
     }
     let id = data.id.clone();
+    if severity.rank() >= ndefender_contract::enums::Severity::High.rank() {
+        st.note_high([id.clone()]);
+    }
     let v = serde_json::to_value(&data).map_err(|_| Outcome::Invalid)?;
     st.contacts.rf.insert(
         id.clone(),

@@ -6,6 +6,7 @@
 
 pub mod antsdr;
 pub mod contacts;
+pub mod controller;
 pub mod esp32;
 pub mod feedline;
 pub mod remoteid;
@@ -77,6 +78,11 @@ pub struct State {
     pub replay_data: Option<RemoteIdReplayStateBody>,
     pub replay_last_line: Option<Instant>,
     pub esp32_link: esp32::LinkState,
+    pub controller_up: bool,
+    /// Contacts that already triggered the high-severity alert beep.
+    pub beeped: std::collections::HashSet<String>,
+    /// A contact newly reached high severity since the beeper last looked.
+    pub beep_wanted: bool,
     /// A non-contact section (or the FPV set) changed since the last SYSTEM_UPDATE.
     pub dirty: bool,
     /// Events produced by the current mutation, published before the lock drops.
@@ -123,6 +129,9 @@ impl State {
             replay_data: None,
             replay_last_line: None,
             esp32_link: esp32::LinkState::default(),
+            controller_up: false,
+            beeped: std::collections::HashSet::new(),
+            beep_wanted: false,
             dirty: false,
             out: Vec::new(),
             log_limiter: HashMap::new(),
@@ -159,6 +168,26 @@ impl State {
         let ev = LogEvent::with(level, component, code, message);
         let ts = self.clock.now_ms();
         self.emit(kind::LOG_EVENT, ts, Source::Aggregator, &ev);
+    }
+
+    /// Records contacts that reached high severity; the first time for an id asks for a beep.
+    pub fn note_high(&mut self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            if self.beeped.insert(id) {
+                self.beep_wanted = true;
+            }
+        }
+        // Bounded: ids of contacts long gone need not be remembered forever.
+        if self.beeped.len() > 4 * self.cfg.contacts.max_per_kind {
+            let live: std::collections::HashSet<String> = self
+                .contacts
+                .rid
+                .keys()
+                .chain(self.contacts.rf.keys())
+                .cloned()
+                .collect();
+            self.beeped.retain(|id| live.contains(id));
+        }
     }
 
     pub fn replay_active(&self) -> bool {
@@ -208,6 +237,8 @@ pub struct Core {
     state: Arc<Mutex<State>>,
     hub: Arc<std::sync::OnceLock<Hub>>,
     changed: Arc<Notify>,
+    /// Woken when a contact first reaches high severity.
+    pub beep: Arc<Notify>,
 }
 
 impl Core {
@@ -216,6 +247,7 @@ impl Core {
             state: Arc::new(Mutex::new(State::new(cfg, clock))),
             hub: Arc::new(std::sync::OnceLock::new()),
             changed: Arc::new(Notify::new()),
+            beep: Arc::new(Notify::new()),
         }
     }
 
@@ -246,6 +278,9 @@ impl Core {
         }
         if st.dirty {
             self.changed.notify_one();
+        }
+        if std::mem::take(&mut st.beep_wanted) {
+            self.beep.notify_one();
         }
         r
     }

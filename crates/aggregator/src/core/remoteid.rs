@@ -4,7 +4,7 @@ use super::feedline::{self, num_member, str_member, uint_member, FeedLine, Rejec
 use super::{Feed, FeedHealth, State};
 use ndefender_contract::contact::RemoteIdFields;
 use ndefender_contract::devices::RemoteIdReplayStateBody;
-use ndefender_contract::enums::{LogLevel, RemoteIdHealth, RemoteIdMode};
+use ndefender_contract::enums::{LogLevel, RemoteIdHealth, RemoteIdMode, Severity};
 use ndefender_contract::events::{kind, ReplayStateEvent, TelemetryUpdate};
 use ndefender_contract::num::in_range;
 use ndefender_contract::passthrough::sanitize_passthrough;
@@ -149,6 +149,14 @@ fn contact(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
     let radius = st.cfg.contacts.remote_id_high_radius_m;
     let mono = st.clock.monotonic();
     let m = st.contacts.merge_rid(&id, last_seen, fields, mono, kit, radius);
+    if st
+        .contacts
+        .rid
+        .get(&id)
+        .is_some_and(|c| c.contact.severity.rank() >= Severity::High.rank())
+    {
+        st.note_high([id.clone()]);
+    }
     let kind = if m.is_new {
         kind::CONTACT_NEW
     } else {

@@ -190,12 +190,21 @@ pub fn rid_update(id: &str, extra: &str) -> String {
 /// A WebSocket client that validates every frame it reads.
 pub struct Ws {
     pub stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// The first frame (the aggregator's SYSTEM_UPDATE snapshot).
+    pub greeting: Option<Value>,
 }
 
 impl Ws {
+    /// Connects and waits for the greeting: the hub registers a client after the
+    /// HTTP upgrade completes, so only events after the greeting are this client's.
     pub async fn connect(url: &str) -> R<Ws> {
         let (stream, _) = tokio_tungstenite::connect_async(url).await?;
-        Ok(Ws { stream })
+        let mut ws = Ws { stream, greeting: None };
+        ws.greeting = ws.next(Duration::from_secs(10)).await?;
+        if ws.greeting.is_none() {
+            return Err("no greeting".into());
+        }
+        Ok(ws)
     }
 
     /// Next envelope (schema-validated), or None on timeout/close.

@@ -6,6 +6,7 @@
 
 use clap::Parser;
 use futures_util::StreamExt;
+use ndefender_devkit::esp32::sim::{Esp32Sim, SimConfig};
 use ndefender_devkit::remoteid::{run_remoteid_sim, RemoteIdSimConfig};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -121,14 +122,23 @@ async fn run(args: Args) -> R {
     let rf_path = logs.join("antsdr_scan.jsonl");
     let port = args.aggregator_port;
 
+    // The ESP32 panel: the emulator on a pseudo-terminal, reached through a symlink
+    // exactly as the udev rule provides /dev/ndefender-esp32 on the kit.
+    let esp32_link = dir.join("ndefender-esp32");
+    let esp32 = Esp32Sim::spawn(SimConfig {
+        link: Some(esp32_link.clone()),
+        seed: args.seed,
+        ..SimConfig::default()
+    })
+    .await?;
+
     let mut agg = Command::new(sibling("ndefender-aggregator")?)
         .env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("NDEFENDER_STATE__DIR", dir.join("state/aggregator"))
         .env("NDEFENDER_REMOTEID__JSONL_PATH", &rid_path)
         .env("NDEFENDER_ANTSDR__JSONL_PATH", &rf_path)
         .env("NDEFENDER_TAIL__START_POSITION", "beginning")
-        // The ESP32 link comes with its own issue; until then its sections show offline.
-        .env("NDEFENDER_ESP32__ENABLED", "false")
+        .env("NDEFENDER_ESP32__PORT", &esp32_link)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdin(Stdio::null())
         .spawn()?;
@@ -158,7 +168,12 @@ async fn run(args: Args) -> R {
     println!("  aggregator REST   http://127.0.0.1:{port}/api/v1/status");
     println!("  aggregator WS     ws://127.0.0.1:{port}/api/v1/ws");
     println!("  RemoteID feed     {}", rid_path.display());
-    println!("  not yet running   system controller (:8002), AntSDR scanner (:8890), ESP32 emulator");
+    println!(
+        "  ESP32 emulator    {} -> {}",
+        esp32_link.display(),
+        esp32.device_path().unwrap_or_default().display()
+    );
+    println!("  not yet running   system controller (:8002), AntSDR scanner (:8890)");
     println!();
 
     let summary = tokio::spawn(live_summary(port, stop_rx.clone()));
@@ -180,6 +195,8 @@ async fn run(args: Args) -> R {
     let _ = tokio::time::timeout(Duration::from_secs(2), sim).await;
     summary.abort();
     tokio::task::spawn_blocking(move || agg.stop()).await?;
+    esp32.shutdown().await?;
+    eprintln!("  ESP32 emulator stopped");
     Ok(())
 }
 
@@ -212,15 +229,24 @@ async fn live_summary(port: u16, mut stop: tokio::sync::watch::Receiver<bool>) {
                 let d = &v["data"];
                 let contacts = d["contacts"].as_array().cloned().unwrap_or_default();
                 let count = |k: &str| contacts.iter().filter(|c| c["type"] == k).count();
+                let rssi: Vec<String> = d["vrx"]["vrx"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|v| format!("{}MHz:{}", v["freq_hz"].as_f64().unwrap_or(0.0) / 1e6, v["rssi_raw"]))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 println!(
-                    "[{}] contacts: remoteid={} rf={} fpv={} | remote_id={} rf={} esp32.connected={} | overall_ok={} | {} events",
+                    "[{}] contacts: remoteid={} rf={} fpv={} | remote_id={} rf={} esp32={} vrx=[{}] | overall_ok={} | {} events",
                     chrono_like(d["timestamp_ms"].as_u64().unwrap_or(0)),
                     count("REMOTE_ID"),
                     count("RF"),
                     count("FPV"),
                     d["remote_id"]["state"].as_str().unwrap_or("?"),
                     d["rf"]["status"].as_str().unwrap_or("?"),
-                    d["esp32"]["connected"],
+                    if d["esp32"]["connected"] == true { "connected" } else { "down" },
+                    rssi.join(" "),
                     d["overall_ok"],
                     events
                 );

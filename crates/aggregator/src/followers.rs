@@ -1,0 +1,251 @@
+//! Long-running upstream tasks (aggregator §8): the system-controller follower,
+//! the scanner's device poll and the high-severity alert beep. Each retries
+//! forever with backoff and never blocks another input.
+
+use crate::config::AggregatorConfig;
+use crate::core::controller::{self, Section};
+use crate::core::Core;
+use crate::upstream::Upstream;
+use futures_util::StreamExt;
+use ndefender_contract::devices::AntsdrDeviceState;
+use ndefender_contract::events::SystemCommandAck;
+use ndefender_contract::{kind, Source};
+use ndefender_service::Shutdown;
+use rand::Rng;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// 1 s doubling to 10 s, ±20 % jitter (aggregator §2).
+fn jittered(d: Duration) -> Duration {
+    let f: f64 = rand::rng().random_range(0.8..1.2);
+    d.mul_f64(f)
+}
+
+fn ws_url(base: &str) -> String {
+    let b = base.trim_end_matches('/');
+    let b = b
+        .strip_prefix("https://")
+        .map(|r| format!("wss://{r}"))
+        .or_else(|| b.strip_prefix("http://").map(|r| format!("ws://{r}")))
+        .unwrap_or_else(|| b.to_owned());
+    format!("{b}/api/v1/ws")
+}
+
+/// Follows the system controller: WS for pushes, `GET /status` on every (re)connect.
+pub async fn follow_controller(cfg: Arc<AggregatorConfig>, core: Core, up: Upstream, shutdown: Shutdown) {
+    let silence = Duration::from_secs_f64(cfg.system_controller.silence_timeout_s);
+    let mut backoff = Duration::from_secs(1);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        let exchanged = tokio::select! {
+            r = session(&core, &up, silence) => r,
+            _ = &mut stop => return,
+        };
+        if exchanged {
+            backoff = Duration::from_secs(1);
+        } else {
+            core.mutate(controller::set_down);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(jittered(backoff)) => {}
+            _ = &mut stop => return,
+        }
+        if !exchanged {
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+}
+
+/// One connection; returns whether anything was exchanged (resets the backoff).
+async fn session(core: &Core, up: &Upstream, silence: Duration) -> bool {
+    let Ok(mut req) = ws_url(&up.base_url).into_client_request() else {
+        tracing::error!(url = %up.base_url, "invalid system_controller.base_url");
+        return false;
+    };
+    if !up.api_key.is_empty() {
+        if let Ok(v) = up.api_key.parse() {
+            req.headers_mut().insert("X-API-Key", v);
+        }
+    }
+    let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(req)).await {
+        Ok(Ok((ws, _))) => ws,
+        _ => return false,
+    };
+    // Per-section generation: a WS event newer than the GET wins over the GET's value.
+    let mut gens: HashMap<Section, u64> = HashMap::new();
+    let at_get = gens.clone();
+    let status_up = up.clone();
+    let mut status = Box::pin(async move {
+        let url = format!("{}/api/v1/status", status_up.base_url);
+        let mut r = status_up.client.get(url).timeout(STATUS_TIMEOUT);
+        if !status_up.api_key.is_empty() {
+            r = r.header("X-API-Key", &status_up.api_key);
+        }
+        let resp = r.send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.json::<Value>().await.ok()
+    });
+    let mut status_done = false;
+    let mut exchanged = false;
+    loop {
+        tokio::select! {
+            body = &mut status, if !status_done => {
+                status_done = true;
+                if let Some(body) = body {
+                    exchanged = true;
+                    core.mutate(|st| {
+                        controller::set_up(st);
+                        for s in Section::ALL {
+                            if gens.get(&s) != at_get.get(&s) {
+                                continue;
+                            }
+                            if let Some(v) = s.from_status(&body) {
+                                if !controller::apply(st, s, v) {
+                                    tracing::warn!(section = ?s, "controller /status section does not fit its contract type");
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+            msg = tokio::time::timeout(silence, ws.next()) => {
+                let msg = match msg {
+                    Err(_) => {
+                        tracing::warn!("system controller silent; reconnecting");
+                        return exchanged;
+                    }
+                    Ok(None) | Ok(Some(Err(_))) => return exchanged,
+                    Ok(Some(Ok(m))) => m,
+                };
+                let Message::Text(t) = msg else { continue };
+                let Ok(env) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+                exchanged = true;
+                on_event(core, &env, &mut gens);
+            }
+        }
+    }
+}
+
+fn on_event(core: &Core, env: &Value, gens: &mut HashMap<Section, u64>) {
+    let kind_s = env.get("type").and_then(Value::as_str).unwrap_or("");
+    let data = env.get("data").cloned().unwrap_or(Value::Null);
+    if kind_s == kind::COMMAND_ACK {
+        // The controller's acks carry the final outcome of its commands: forwarded as they are.
+        let Ok(ack) = serde_json::from_value::<SystemCommandAck>(data) else {
+            tracing::warn!("controller COMMAND_ACK does not fit the contract; dropped");
+            return;
+        };
+        let ts = ndefender_contract::time::pick_time(env.as_object().unwrap_or(&Default::default()));
+        core.mutate(|st| {
+            controller::set_up(st);
+            let t = ts.unwrap_or_else(|| st.clock.now_ms());
+            st.emit(kind::COMMAND_ACK, t, Source::System, &ack);
+        });
+        return;
+    }
+    if let Some(section) = Section::of_event(kind_s) {
+        *gens.entry(section).or_default() += 1;
+        core.mutate(|st| {
+            controller::set_up(st);
+            if !controller::apply(st, section, &data) {
+                tracing::warn!(kind = kind_s, "controller event does not fit its contract type");
+            }
+        });
+    } else {
+        core.mutate(controller::set_up);
+    }
+}
+
+/// Polls the scanner's `GET /api/v1/device` into the `antsdr` section (aggregator §8.2).
+pub async fn poll_antsdr(cfg: Arc<AggregatorConfig>, core: Core, up: Upstream, shutdown: Shutdown) {
+    let every = Duration::from_secs_f64(cfg.antsdr.poll_interval_s);
+    let timeout = Duration::from_secs_f64(cfg.proxy.get_timeout_s);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stop => return,
+        }
+        let r = up.get::<AntsdrDeviceState>("/device", timeout).await;
+        core.mutate(|st| {
+            let now = st.clock.now_ms();
+            let next = match r
+                .as_ref()
+                .ok()
+                .and_then(|v| serde_json::from_value::<AntsdrDeviceState>(v.clone()).ok())
+            {
+                Some(mut d) => {
+                    d.timestamp_ms.get_or_insert(now);
+                    d.connected.get_or_insert(false);
+                    d
+                }
+                None => {
+                    if st.snap.antsdr.last_error.as_deref() == Some("antsdr_unavailable") {
+                        return;
+                    }
+                    AntsdrDeviceState {
+                        timestamp_ms: Some(now),
+                        connected: Some(false),
+                        uri: st.snap.antsdr.uri.clone(),
+                        temperature_c: None,
+                        last_error: Some("antsdr_unavailable".into()),
+                    }
+                }
+            };
+            // The probe time alone is not a change worth a SYSTEM_UPDATE.
+            let mut cmp = next.clone();
+            cmp.timestamp_ms = st.snap.antsdr.timestamp_ms;
+            if cmp != st.snap.antsdr {
+                st.snap.antsdr = next;
+                st.dirty = true;
+            }
+        });
+    }
+}
+
+/// The alert beep: POST the controller's audio/beep when a contact first reaches
+/// high severity, at most once per `alerts.beep_min_interval_s`; failures are logged only.
+pub async fn beeper(cfg: Arc<AggregatorConfig>, core: Core, up: Upstream, shutdown: Shutdown) {
+    let min = Duration::from_secs_f64(cfg.alerts.beep_min_interval_s.max(0.0));
+    let mut last: Option<Instant> = None;
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = core.beep.notified() => {}
+            _ = &mut stop => return,
+        }
+        if last.is_some_and(|l| l.elapsed() < min) {
+            continue;
+        }
+        last = Some(Instant::now());
+        let url = format!("{}/api/v1/audio/beep", up.base_url);
+        let mut r = up
+            .client
+            .post(url)
+            .timeout(Duration::from_secs(5))
+            .json(&serde_json::json!({"payload":{},"confirm":false}));
+        if !up.api_key.is_empty() {
+            r = r.header("X-API-Key", &up.api_key);
+        }
+        match r.send().await {
+            Ok(resp) if resp.status().is_success() => tracing::info!("high-severity contact: alert beep sent"),
+            Ok(resp) => tracing::warn!(status = %resp.status(), "alert beep refused by the system controller"),
+            Err(e) => tracing::warn!(error = %e, "alert beep failed"),
+        }
+    }
+}
