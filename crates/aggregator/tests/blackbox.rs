@@ -266,9 +266,8 @@ async fn ids_of_run(ws: &mut Ws, until_quiet: Duration) -> R<Vec<String>> {
     }
     // A reset (kill -9) ends the run like a close does.
     while let Ok(Some(v)) = ws.next(until_quiet).await {
-        match kind(&v) {
-            "CONTACT_NEW" => ids.push(v["data"]["id"].as_str().unwrap_or_default().to_owned()),
-            _ => {}
+        if kind(&v) == "CONTACT_NEW" {
+            ids.push(v["data"]["id"].as_str().unwrap_or_default().to_owned());
         }
     }
     Ok(ids)

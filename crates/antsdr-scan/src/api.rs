@@ -135,18 +135,29 @@ impl Api {
             Err(_) => false,
         };
         if !sent {
-            return Err(err(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "scan thread not running"));
+            return Err(err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "scan thread not running",
+            ));
         }
         match tokio::time::timeout(DEVICE_TIMEOUT, rx).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(err(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "scan thread not running")),
-            Err(_) => Err(err(StatusCode::GATEWAY_TIMEOUT, "device_timeout", "the scan thread did not answer in 2 s")),
+            Ok(Err(_)) => Err(err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "scan thread not running",
+            )),
+            Err(_) => Err(err(
+                StatusCode::GATEWAY_TIMEOUT,
+                "device_timeout",
+                "the scan thread did not answer in 2 s",
+            )),
         }
     }
 
     fn running(&self) -> bool {
-        self.shared
-            .read(|st| st.status.as_ref().is_some_and(|s| s.running))
+        self.shared.read(|st| st.status.as_ref().is_some_and(|s| s.running))
     }
 
     fn replay_active(&self) -> bool {
@@ -167,7 +178,14 @@ async fn health(State(api): S) -> Response {
         let s = st.status.as_ref();
         let connected = s.is_some_and(|s| s.connected);
         let mut m = Map::new();
-        m.insert("status".into(), json!(if connected && st.scan_thread_alive { "ok" } else { "degraded" }));
+        m.insert(
+            "status".into(),
+            json!(if connected && st.scan_thread_alive {
+                "ok"
+            } else {
+                "degraded"
+            }),
+        );
         m.insert("engine_running".into(), json!(st.scan_thread_alive));
         m.insert("ws_backend_connected".into(), json!(false));
         if let Some(t) = st.last_event_ms {
@@ -323,13 +341,20 @@ async fn config_reload(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMa
         api.command(peer, &headers, &body, Bucket::Commands, false, &[])?;
         let path = api.config_path.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            let cfg: ScanConfig = ndefender_service::config::load(path.as_deref(), std::env::vars()).map_err(|e| e.0)?;
+            let cfg: ScanConfig =
+                ndefender_service::config::load(path.as_deref(), std::env::vars()).map_err(|e| e.0)?;
             let plans = PlanSet::load(&cfg).map_err(|(k, m)| format!("{k}: {m}"))?;
             let profiles = Profiles::load(&cfg.classification.profiles)?;
             Ok::<_, String>((cfg, plans, profiles))
         })
         .await
-        .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "reload task failed"))?;
+        .map_err(|_| {
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "reload task failed",
+            )
+        })?;
         let (cfg, plans, profiles) = loaded.map_err(invalid)?;
         let old = api.shared.read(|st| st.cfg.clone());
         let restart = crate::config::restart_required(&old, &cfg);
@@ -363,7 +388,9 @@ async fn run_start(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, b
         if api.running() {
             return Err(conflict("already running"));
         }
-        let (plans, names) = api.shared.read(|st| (crate::plan::PlanSet::load(&st.cfg), st.cfg.scan.plans.clone()));
+        let (plans, names) = api
+            .shared
+            .read(|st| (crate::plan::PlanSet::load(&st.cfg), st.cfg.scan.plans.clone()));
         let plans = plans
             .map_err(|(k, m)| invalid(format!("{k}: {m}")))?
             .active(&names)
@@ -396,7 +423,9 @@ async fn sweep_start(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap,
             Some(Value::String(s)) => s.clone(),
             Some(_) => return Err(invalid("plan must be a string")),
         };
-        let (set, names) = api.shared.read(|st| (PlanSet::load(&st.cfg), st.cfg.scan.plans.clone()));
+        let (set, names) = api
+            .shared
+            .read(|st| (PlanSet::load(&st.cfg), st.cfg.scan.plans.clone()));
         let set = set.map_err(|(k, m)| invalid(format!("{k}: {m}")))?;
         let (plans, label) = if name == "default" {
             (set.active(&names).map_err(invalid)?, "default".to_owned())
@@ -434,15 +463,23 @@ async fn gain_set(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, bo
         let p = api.command(peer, &headers, &body, Bucket::Commands, false, &["mode", "gain_db"])?;
         let mode = match p.get("mode") {
             None => GainMode::Manual,
-            Some(Value::String(s)) => GainMode::parse(s).ok_or_else(|| invalid("mode must be \"manual\" or \"auto\""))?,
+            Some(Value::String(s)) => {
+                GainMode::parse(s).ok_or_else(|| invalid("mode must be \"manual\" or \"auto\""))?
+            }
             Some(_) => return Err(invalid("mode must be \"manual\" or \"auto\"")),
         };
         let (limits, current) = api.shared.read(|st| {
             let s = st.status.as_ref();
-            (s.map(|s| s.gain_limits), s.map(|s| s.gain_db).unwrap_or(st.cfg.radio.gain_db))
+            (
+                s.map(|s| s.gain_limits),
+                s.map(|s| s.gain_db).unwrap_or(st.cfg.radio.gain_db),
+            )
         });
         let gain = match (mode, p.get("gain_db")) {
-            (_, Some(v)) => v.as_f64().filter(|g| g.is_finite()).ok_or_else(|| invalid("gain_db must be a number"))?,
+            (_, Some(v)) => v
+                .as_f64()
+                .filter(|g| g.is_finite())
+                .ok_or_else(|| invalid("gain_db must be a number"))?,
             (GainMode::Manual, None) => return Err(invalid("gain_db is required for manual gain")),
             (GainMode::Auto, None) => current,
         };
@@ -452,7 +489,10 @@ async fn gain_set(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, bo
                 return Err(invalid(format!("gain_db must be within {lo}–{hi} dB")));
             }
         }
-        let (_, stored) = api.send(|tx| Control::Gain(mode, gain, tx)).await?.map_err(device_error)?;
+        let (_, stored) = api
+            .send(|tx| Control::Gain(mode, gain, tx))
+            .await?
+            .map_err(device_error)?;
         Ok(result("gain/set", &api, stored.then_some("applied_on_connect")))
     }
     .await;
@@ -463,7 +503,11 @@ fn unsafe_allowed(api: &Api) -> Result<(), ApiError> {
     if api.shared.read(|st| st.cfg.api.allow_unsafe) {
         Ok(())
     } else {
-        Err(err(StatusCode::FORBIDDEN, "unsafe_disabled", "api.allow_unsafe is false"))
+        Err(err(
+            StatusCode::FORBIDDEN,
+            "unsafe_disabled",
+            "api.allow_unsafe is false",
+        ))
     }
 }
 
@@ -486,7 +530,9 @@ async fn device_calibrate(State(api): S, ConnectInfo(peer): Peer, headers: Heade
             Some(k @ ("rf_dc" | "tracking")) => k.to_owned(),
             _ => return Err(invalid("kind must be \"rf_dc\" or \"tracking\"")),
         };
-        api.send(|tx| Control::Calibrate(kind, tx)).await?.map_err(device_error)?;
+        api.send(|tx| Control::Calibrate(kind, tx))
+            .await?
+            .map_err(device_error)?;
         Ok(result("device/calibrate", &api, None))
     }
     .await;
@@ -502,7 +548,8 @@ async fn run_replay(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, 
         let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
             json!({})
         } else {
-            serde_json::from_slice(&body).map_err(|_| err(StatusCode::BAD_REQUEST, "invalid_json", "body is not JSON"))?
+            serde_json::from_slice(&body)
+                .map_err(|_| err(StatusCode::BAD_REQUEST, "invalid_json", "body is not JSON"))?
         };
         let Value::Object(mut top) = v else {
             return Err(invalid("body must be an object"));
@@ -532,7 +579,10 @@ async fn run_replay(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, 
         };
         let max_events = match args.get("max_events") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_u64().ok_or_else(|| invalid("max_events must be a non-negative integer"))? as usize),
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| invalid("max_events must be a non-negative integer"))? as usize,
+            ),
         };
         let cfg = api.shared.read(|st| st.cfg.clone());
         if let Some(o) = &output_path {
@@ -574,9 +624,17 @@ async fn run_replay(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, 
         let outcome = match outcome {
             Ok(Ok(o)) => Ok(o),
             Ok(Err(ReplayError::Invalid(m))) => Err(invalid(m)),
-            Ok(Err(ReplayError::NotAllowed)) => Err(err(StatusCode::FORBIDDEN, "path_not_allowed", "outside replay.allowed_dirs")),
+            Ok(Err(ReplayError::NotAllowed)) => Err(err(
+                StatusCode::FORBIDDEN,
+                "path_not_allowed",
+                "outside replay.allowed_dirs",
+            )),
             Ok(Err(ReplayError::NotFound)) => Err(err(StatusCode::NOT_FOUND, "not_found", "no such file")),
-            Err(_) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "replay task failed")),
+            Err(_) => Err(err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "replay task failed",
+            )),
         };
         let done = |api: &Api| api.shared.lock().replay_active = false;
         let outcome = match outcome {
@@ -619,6 +677,38 @@ async fn run_replay(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, 
     }
     .await;
     r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The hub renders its pre-upgrade refusals itself; re-issue them as [`ApiError`]s so the
+/// conventions layer keeps their code (`client_limit_reached`) instead of replacing it with
+/// the generic code of the status.
+pub async fn keep_hub_error_codes(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let retry = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Ok(body) = axum::body::to_bytes(resp.into_body(), 64 * 1024).await else {
+        return ApiError::new(status, "internal_error").into_response();
+    };
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let code = v
+        .pointer("/error/code")
+        .or_else(|| v.get("detail"))
+        .and_then(Value::as_str)
+        .unwrap_or("internal_error")
+        .to_owned();
+    let mut e = ApiError::new(status, code);
+    if let Some(m) = v.pointer("/error/message").and_then(Value::as_str) {
+        e = e.with_message(m);
+    }
+    e.retry_after_s = retry;
+    e.into_response()
 }
 
 /// Parses `trusted_proxies` for [`Api::trusted`].

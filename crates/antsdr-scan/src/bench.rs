@@ -102,14 +102,26 @@ pub fn run(cfg: &ScanConfig, seconds: f64) -> Result<BenchReport, String> {
     // Warm-up: first-touch page faults and FFT twiddles stay out of the measurement.
     for r in &raw {
         normalize_ci16(r, 2048.0, &mut x);
-        dsp.process(&x, 5_800_000_000, 5_800_000_000.0 - half, 5_800_000_000.0 + half, &mut spec);
+        dsp.process(
+            &x,
+            5_800_000_000,
+            5_800_000_000.0 - half,
+            5_800_000_000.0 + half,
+            &mut spec,
+        );
     }
     let started = Instant::now();
     let mut steps = 0u64;
     while started.elapsed() < budget {
         for r in &raw {
             normalize_ci16(r, 2048.0, &mut x);
-            dsp.process(&x, 5_800_000_000, 5_800_000_000.0 - half, 5_800_000_000.0 + half, &mut spec);
+            dsp.process(
+                &x,
+                5_800_000_000,
+                5_800_000_000.0 - half,
+                5_800_000_000.0 + half,
+                &mut spec,
+            );
             black_box(spec.floor_db);
             steps += 1;
         }

@@ -128,7 +128,10 @@ impl Profiles {
         let p: Profiles = toml::from_str(text).map_err(|e| e.message().to_owned())?;
         for t in &p.channel_table {
             if t.labels.len() != t.centres_mhz.len() {
-                return Err(format!("channel_table {}: labels and centres_mhz differ in length", t.name));
+                return Err(format!(
+                    "channel_table {}: labels and centres_mhz differ in length",
+                    t.name
+                ));
             }
         }
         for x in &p.profile {
@@ -336,7 +339,11 @@ mod tests {
             for (label, c) in t.labels.iter().zip(&t.centres_mhz) {
                 let got = p.classify(&analog(*c));
                 let want_r7 = *c == 5880.0;
-                let (tn, tl) = if want_r7 { ("RaceBand", "R7") } else { (t.name.as_str(), label.as_str()) };
+                let (tn, tl) = if want_r7 {
+                    ("RaceBand", "R7")
+                } else {
+                    (t.name.as_str(), label.as_str())
+                };
                 assert_eq!(got.class_path, ["Analog", "Video", tn, tl], "{c} MHz");
                 assert!(got.confidence <= 0.98);
             }
@@ -369,9 +376,21 @@ mod tests {
             hop_rate_hz: 0.0,
         };
         assert_eq!(p.classify(&n).class_path, ["Narrowband"]);
-        assert_eq!(p.hop_profile(2441e6, 800e3, "narrow").map(|i| p.profile[i].name.as_str()), Some("elrs_2g4"));
-        assert_eq!(p.hop_profile(915e6, 500e3, "narrow").map(|i| p.profile[i].name.as_str()), Some("elrs_915"));
-        assert_eq!(p.hop_profile(915e6, 200e3, "narrow").map(|i| p.profile[i].name.as_str()), Some("crossfire_915"));
+        assert_eq!(
+            p.hop_profile(2441e6, 800e3, "narrow")
+                .map(|i| p.profile[i].name.as_str()),
+            Some("elrs_2g4")
+        );
+        assert_eq!(
+            p.hop_profile(915e6, 500e3, "narrow")
+                .map(|i| p.profile[i].name.as_str()),
+            Some("elrs_915")
+        );
+        assert_eq!(
+            p.hop_profile(915e6, 200e3, "narrow")
+                .map(|i| p.profile[i].name.as_str()),
+            Some("crossfire_915")
+        );
         assert_eq!(p.hop_profile(2470e6, 10e3, "narrow"), None);
         assert_eq!(control_score("narrow", "2G4", true, 0.5, 0.0), 0.73);
         Ok(())

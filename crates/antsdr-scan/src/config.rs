@@ -565,12 +565,13 @@ impl Validate for ScanConfig {
         }
         // Plans, profiles and scene are part of the config: a bad one stops startup too.
         let plans = crate::plan::PlanSet::load(self)?;
-        plans.active(&self.scan.plans).map_err(|m| ("scan.plans".to_owned(), m))?;
+        plans
+            .active(&self.scan.plans)
+            .map_err(|m| ("scan.plans".to_owned(), m))?;
         crate::classify::Profiles::load(&self.classification.profiles)
             .map_err(|m| ("classification.profiles".to_owned(), m))?;
         if self.radio.source == SourceKind::Synthetic {
-            crate::source::scene::Scene::load(&self.synthetic.scene)
-                .map_err(|m| ("synthetic.scene".to_owned(), m))?;
+            crate::source::scene::Scene::load(&self.synthetic.scene).map_err(|m| ("synthetic.scene".to_owned(), m))?;
         }
         Ok(())
     }

@@ -99,8 +99,7 @@ impl Detector {
         }
         // F_band = lower median of the valid step floors.
         self.sorted.clear();
-        self.sorted
-            .extend(steps.iter().filter(|s| s.valid).map(|s| s.floor_db));
+        self.sorted.extend(steps.iter().filter(|s| s.valid).map(|s| s.floor_db));
         self.sorted.sort_by(f64::total_cmp);
         let Some(band) = self.sorted.get((self.sorted.len().max(1) - 1) / 2).copied() else {
             return Vec::new();
@@ -183,11 +182,7 @@ impl Detector {
         let n = self.p.len();
         for i in 1..n - 1 {
             let p = self.p[i];
-            if !self.guarded[i]
-                && p as f64 >= self.thr(i, cfg.min_snr_db)
-                && p > self.p[i - 1]
-                && p >= self.p[i + 1]
-            {
+            if !self.guarded[i] && p as f64 >= self.thr(i, cfg.min_snr_db) && p > self.p[i - 1] && p >= self.p[i + 1] {
                 self.cand.push(i as u32);
             }
         }

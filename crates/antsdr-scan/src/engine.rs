@@ -125,7 +125,11 @@ struct PassCtx {
 impl PassCtx {
     fn new(plan: Plan) -> Self {
         let half = plan.step_hz as f64 / 2.0;
-        let owned = plan.los.iter().map(|lo| (*lo as f64 - half, *lo as f64 + half)).collect();
+        let owned = plan
+            .los
+            .iter()
+            .map(|lo| (*lo as f64 - half, *lo as f64 + half))
+            .collect();
         let spectra = plan.los.iter().map(|_| StepSpectrum::default()).collect();
         Self { plan, owned, spectra }
     }
@@ -287,9 +291,18 @@ impl Engine {
         virt: Option<Arc<ManualClock>>,
         sink: Box<dyn Sink>,
     ) -> Result<Engine, String> {
-        let active = plans.active(&cfg.scan.plans)?;
         let file_mode = source.file_plans().is_some();
-        let fs = if file_mode { cfg.radio.sample_rate as f64 } else { source.sample_rate() };
+        // A file source brings its own plans (they replace the configured set at open).
+        let active = if file_mode {
+            Vec::new()
+        } else {
+            plans.active(&cfg.scan.plans)?
+        };
+        let fs = if file_mode {
+            cfg.radio.sample_rate as f64
+        } else {
+            source.sample_rate()
+        };
         let dsp = StepDsp::new(DspParams::from_radio(&cfg.radio, fs));
         let now = clock.monotonic();
         let status = EngineStatus {
@@ -449,7 +462,11 @@ impl Engine {
 
     /// Starts the configured default set.
     pub fn start_default(&mut self) -> Result<(), String> {
-        let plans = self.plans.active(&self.cfg.scan.plans)?;
+        let plans = if self.file_mode {
+            Vec::new()
+        } else {
+            self.plans.active(&self.cfg.scan.plans)?
+        };
         self.start(plans, "default");
         Ok(())
     }
@@ -550,7 +567,8 @@ impl Engine {
             self.dsp = StepDsp::new(DspParams::from_radio(&cfg.radio, self.source.sample_rate()));
             self.iq = vec![Complex32::new(0.0, 0.0); cfg.radio.fft_size * cfg.radio.avg_frames];
         }
-        let gain_changed = cfg.radio.gain_mode != self.cfg.radio.gain_mode || cfg.radio.gain_db != self.cfg.radio.gain_db;
+        let gain_changed =
+            cfg.radio.gain_mode != self.cfg.radio.gain_mode || cfg.radio.gain_db != self.cfg.radio.gain_db;
         self.plans = plans;
         self.cfg = cfg;
         if gain_changed || dsp_changed {
@@ -650,7 +668,10 @@ impl Engine {
             let now = v.monotonic();
             let next = self.next_tick.min(target);
             if next > now {
-                v.advance(next - now);
+                // Whole milliseconds only: ManualClock's wall clock truncates to ms, and
+                // advancing it by fractions would let wall and monotonic time drift apart.
+                let ms = (next - now).as_nanos().div_ceil(1_000_000) as u64;
+                v.advance(Duration::from_millis(ms));
             }
             self.run_ticks();
             if self.next_tick > target || next >= target {
@@ -888,7 +909,10 @@ impl Engine {
                 let real = Instant::now();
                 if self.last_overrun_log.is_none_or(|l| real - l >= OVERRUN_LOG_EVERY) {
                     self.last_overrun_log = Some(real);
-                    tracing::warn!(took_ms = took.as_millis() as u64, "sweep cycle overran scan.max_cycle_ms");
+                    tracing::warn!(
+                        took_ms = took.as_millis() as u64,
+                        "sweep cycle overran scan.max_cycle_ms"
+                    );
                 }
             }
             let min = Duration::from_millis(self.cfg.scan.min_cycle_ms);

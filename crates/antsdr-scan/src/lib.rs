@@ -108,10 +108,11 @@ pub async fn run_with_clock(
         config_path,
         time_field: cfg.api.timestamp_field,
     });
-    let mut app = api::router(api);
+    let mut ws = axum::Router::new();
     for p in WS_PATHS {
-        app = app.route(p, hub.ws_route());
+        ws = ws.route(p, hub.ws_route());
     }
+    let app = api::router(api).merge(ws.route_layer(axum::middleware::from_fn(api::keep_hub_error_codes)));
     let conv = Conventions::new(
         ErrorStyle::Nested,
         &cfg.api.api_key,

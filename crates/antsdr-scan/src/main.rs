@@ -32,7 +32,9 @@ fn main() {
     if extra.iter().any(|a| a == "--bench-dsp") {
         let seconds = match flag_value(extra, "--seconds") {
             None => 5.0,
-            Some(s) => s.parse::<f64>().unwrap_or_else(|_| usage_exit("--seconds needs a number")),
+            Some(s) => s
+                .parse::<f64>()
+                .unwrap_or_else(|_| usage_exit("--seconds needs a number")),
         };
         match ndefender_antsdr_scan::bench::run(&cfg, seconds) {
             Ok(r) => {

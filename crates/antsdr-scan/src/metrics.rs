@@ -80,19 +80,35 @@ pub fn render(m: &MetricsInput<'_>) -> String {
         "# TYPE ndefender_build_info gauge\nndefender_build_info{{version=\"{}\",git_sha=\"{}\"}} 1",
         m.version, m.git_sha
     );
-    let _ = writeln!(out, "# TYPE ndefender_uptime_seconds gauge\nndefender_uptime_seconds {:.3}", m.uptime_s);
+    let _ = writeln!(
+        out,
+        "# TYPE ndefender_uptime_seconds gauge\nndefender_uptime_seconds {:.3}",
+        m.uptime_s
+    );
     let _ = writeln!(out, "# TYPE ndefender_http_requests_total counter");
     if let Ok(r) = m.http.requests.lock() {
         for ((route, status), n) in r.iter() {
-            let _ = writeln!(out, "ndefender_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "ndefender_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
         }
     }
     if let Ok(d) = m.http.duration.lock() {
         histogram(&mut out, "ndefender_http_request_duration_seconds", &d);
     }
     if let Some(h) = &m.hub {
-        let _ = writeln!(out, "# TYPE ndefender_ws_clients gauge\nndefender_ws_clients {}", h.clients);
-        counter(&mut out, "ndefender_ws_connections_total", "counter", h.connections_total);
+        let _ = writeln!(
+            out,
+            "# TYPE ndefender_ws_clients gauge\nndefender_ws_clients {}",
+            h.clients
+        );
+        counter(
+            &mut out,
+            "ndefender_ws_connections_total",
+            "counter",
+            h.connections_total,
+        );
         let _ = writeln!(out, "# TYPE ndefender_ws_rejected_total counter");
         for (r, n) in h.rejected.by_reason() {
             let _ = writeln!(out, "ndefender_ws_rejected_total{{reason=\"{r}\"}} {n}");
@@ -124,9 +140,24 @@ pub fn render(m: &MetricsInput<'_>) -> String {
         counter(&mut out, "antsdr_steps_total", "counter", s.frames_processed);
         counter(&mut out, "antsdr_cycles_total", "counter", s.cycles_total);
         counter(&mut out, "antsdr_detections_total", "counter", s.detections_total);
-        counter(&mut out, "antsdr_capture_errors_total", "counter", s.capture_errors_total);
-        counter(&mut out, "antsdr_overload_steps_total", "counter", s.overload_steps_total);
-        counter(&mut out, "antsdr_cycle_overruns_total", "counter", s.cycle_overruns_total);
+        counter(
+            &mut out,
+            "antsdr_capture_errors_total",
+            "counter",
+            s.capture_errors_total,
+        );
+        counter(
+            &mut out,
+            "antsdr_overload_steps_total",
+            "counter",
+            s.overload_steps_total,
+        );
+        counter(
+            &mut out,
+            "antsdr_cycle_overruns_total",
+            "counter",
+            s.cycle_overruns_total,
+        );
         histogram(&mut out, "antsdr_step_seconds", &s.step_seconds);
         histogram(&mut out, "antsdr_dsp_seconds", &s.dsp_seconds);
         let _ = writeln!(out, "# TYPE antsdr_contacts gauge");
@@ -138,6 +169,11 @@ pub fn render(m: &MetricsInput<'_>) -> String {
         let n = m.events_by_type.get(t).copied().unwrap_or(0);
         let _ = writeln!(out, "antsdr_events_total{{type=\"{t}\"}} {n}");
     }
-    counter(&mut out, "antsdr_jsonl_write_errors_total", "counter", m.jsonl_write_errors);
+    counter(
+        &mut out,
+        "antsdr_jsonl_write_errors_total",
+        "counter",
+        m.jsonl_write_errors,
+    );
     out
 }

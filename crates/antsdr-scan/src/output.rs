@@ -134,7 +134,9 @@ pub struct JsonlWriter {
 
 impl std::fmt::Debug for JsonlWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JsonlWriter").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("JsonlWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -311,7 +313,13 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.first(), Some(&"{\"a\":1}"));
         assert_eq!(lines.last(), Some(&"{\"d\":4}"));
-        assert!(lines.iter().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err()).count() == 1);
+        assert!(
+            lines
+                .iter()
+                .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err())
+                .count()
+                == 1
+        );
         Ok(())
     }
 
@@ -319,12 +327,20 @@ mod tests {
     fn rename_rotation_reopens_at_the_path() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let p = dir.path().join("sub/out.jsonl");
-        let mut w = JsonlWriter::new(p.clone(), Box::new(FsOpener), FsyncPolicy::Interval, Duration::from_secs(1));
+        let mut w = JsonlWriter::new(
+            p.clone(),
+            Box::new(FsOpener),
+            FsyncPolicy::Interval,
+            Duration::from_secs(1),
+        );
         w.write_batch(&["{\"n\":1}"])?;
         std::fs::rename(&p, dir.path().join("sub/out.jsonl.1"))?;
         w.write_batch(&["{\"n\":2}"])?;
         assert_eq!(std::fs::read_to_string(&p)?, "{\"n\":2}\n");
-        assert_eq!(std::fs::read_to_string(dir.path().join("sub/out.jsonl.1"))?, "{\"n\":1}\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("sub/out.jsonl.1"))?,
+            "{\"n\":1}\n"
+        );
         Ok(())
     }
 }

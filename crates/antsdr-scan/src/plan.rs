@@ -8,9 +8,18 @@ use std::path::Path;
 /// The shipped plans, in the order of the default set.
 pub const BUILTIN_PLANS: [(&str, &str); 4] = [
     ("video_5g8", include_str!("../../../config/antsdr/plans/video_5g8.toml")),
-    ("control_2g4", include_str!("../../../config/antsdr/plans/control_2g4.toml")),
-    ("control_915", include_str!("../../../config/antsdr/plans/control_915.toml")),
-    ("lowrace_5g3", include_str!("../../../config/antsdr/plans/lowrace_5g3.toml")),
+    (
+        "control_2g4",
+        include_str!("../../../config/antsdr/plans/control_2g4.toml"),
+    ),
+    (
+        "control_915",
+        include_str!("../../../config/antsdr/plans/control_915.toml"),
+    ),
+    (
+        "lowrace_5g3",
+        include_str!("../../../config/antsdr/plans/lowrace_5g3.toml"),
+    ),
 ];
 
 /// The AD9361 tuning range.
@@ -67,7 +76,10 @@ impl Plan {
             .ok_or_else(|| format!("plan {}: LO below 0 Hz", f.name))?;
         let los: Vec<u64> = (0..n).map(|i| first + i * step).collect();
         if let Some(lo) = los.iter().find(|lo| !(LO_MIN_HZ..=LO_MAX_HZ).contains(*lo)) {
-            return Err(format!("plan {}: LO {lo} Hz outside the AD9361 range 70 MHz–6 GHz", f.name));
+            return Err(format!(
+                "plan {}: LO {lo} Hz outside the AD9361 range 70 MHz–6 GHz",
+                f.name
+            ));
         }
         Ok(Plan {
             name: f.name,
@@ -214,7 +226,14 @@ mod tests {
         let c = set.find("control_2g4").ok_or("2g4")?;
         assert_eq!(
             c.los,
-            [2_401_750_000, 2_417_750_000, 2_433_750_000, 2_449_750_000, 2_465_750_000, 2_481_750_000]
+            [
+                2_401_750_000,
+                2_417_750_000,
+                2_433_750_000,
+                2_449_750_000,
+                2_465_750_000,
+                2_481_750_000
+            ]
         );
         assert_eq!(set.find("control_915").ok_or("915")?.los, [907_000_000, 923_000_000]);
         let l = set.find("lowrace_5g3").ok_or("lowrace")?;
@@ -227,12 +246,15 @@ mod tests {
 
     #[test]
     fn overlap_and_strictness() -> R {
-        let set = PlanSet::load(&ScanConfig::default()).map_err(|e| e.1)?;
-        let e = set
-            .active(&["video_5g8".into(), "lowrace_5g3".into()])
-            .err()
-            .unwrap_or_default();
-        assert!(e.contains("video_5g8") && e.contains("lowrace_5g3"), "{e}");
+        let mut set = PlanSet::load(&ScanConfig::default()).map_err(|e| e.1)?;
+        assert!(set.active(&["video_5g8".into(), "lowrace_5g3".into()]).is_ok());
+        let f = parse_plan(
+            "name=\"hi\"\nband=\"5G8\"\nstart_hz=5900000000\nstop_hz=5990000000\n",
+            "hi",
+        )?;
+        set.plans.push(Plan::new(f, 16_000_000, 16e6)?);
+        let e = set.active(&["video_5g8".into(), "hi".into()]).err().unwrap_or_default();
+        assert!(e.contains("video_5g8") && e.contains("\"hi\""), "{e}");
         let e = parse_plan("name=\"x\"\nband=\"B\"\nstart_hz=1\nstop_hz=2\nstep=3\n", "x.toml")
             .err()
             .unwrap_or_default();
@@ -241,7 +263,10 @@ mod tests {
         assert!(Plan::new(f, 16_000_000, 16e6).is_err());
         let f = parse_plan("name=\"x\"\nband=\"B\"\nstart_hz=10\nstop_hz=50000000\n", "x")?;
         assert!(Plan::new(f, 16_000_000, 16e6).is_err(), "LO below 70 MHz");
-        let f = parse_plan("name=\"x\"\nband=\"B\"\nstart_hz=900000000\nstop_hz=950000000\nstep_hz=17000000\n", "x")?;
+        let f = parse_plan(
+            "name=\"x\"\nband=\"B\"\nstart_hz=900000000\nstop_hz=950000000\nstep_hz=17000000\n",
+            "x",
+        )?;
         assert!(Plan::new(f, 16_000_000, 16e6).is_err(), "step above the usable span");
         Ok(())
     }

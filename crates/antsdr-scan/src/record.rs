@@ -43,7 +43,10 @@ pub fn record(cfg: &ScanConfig, plan: &str, sweeps: u64, out: &Path) -> Result<P
     let chosen = if plan == "default" {
         plans.active(&cfg.scan.plans)?
     } else {
-        vec![plans.find(plan).ok_or_else(|| format!("unknown plan {plan:?}"))?.clone()]
+        vec![plans
+            .find(plan)
+            .ok_or_else(|| format!("unknown plan {plan:?}"))?
+            .clone()]
     };
     let virt = uses_virtual_clock(cfg).then(|| Arc::new(ManualClock::new(cfg.synthetic.start_ms)));
     let clock: Arc<dyn Clock> = match &virt {
@@ -51,17 +54,33 @@ pub fn record(cfg: &ScanConfig, plan: &str, sweeps: u64, out: &Path) -> Result<P
         None => Arc::new(SystemClock),
     };
     let source = build_source(cfg, &plans, clock.now_ms())?;
-    let writer = SigmfWriter::create(out, source.sample_rate(), &format!("ndefender-antsdr-scan record --plan {plan}"))
-        .map_err(|e| format!("{}: {e}", out.display()))?;
+    let writer = SigmfWriter::create(
+        out,
+        source.sample_rate(),
+        &format!("ndefender-antsdr-scan record --plan {plan}"),
+    )
+    .map_err(|e| format!("{}: {e}", out.display()))?;
     let tap = SigmfTap {
         writer: Arc::new(Mutex::new(Some(writer))),
         error: Arc::new(Mutex::new(None)),
     };
     let mut c = cfg.clone();
     c.output.stats_interval_s = 0.0;
-    let mut engine = Engine::new(c, plans, profiles, source, clock, virt, Box::new(CollectSink::default()))?;
+    let mut engine = Engine::new(
+        c,
+        plans,
+        profiles,
+        source,
+        clock,
+        virt,
+        Box::new(CollectSink::default()),
+    )?;
     engine.set_tap(Box::new(tap.clone()));
-    let label = if plan == "default" { "default".to_owned() } else { chosen[0].name.clone() };
+    let label = if plan == "default" {
+        "default".to_owned()
+    } else {
+        chosen[0].name.clone()
+    };
     engine.start(chosen, &label);
     engine.run_cycles(sweeps);
     if let Some(e) = tap.error.lock().ok().and_then(|g| g.clone()) {

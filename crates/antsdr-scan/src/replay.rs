@@ -107,7 +107,12 @@ fn replay_jsonl(path: &Path) -> Result<ReplayOutcome, ReplayError> {
     Ok(out)
 }
 
-fn replay_iq(cfg: &ScanConfig, plans: &PlanSet, profiles: &Profiles, path: &Path) -> Result<ReplayOutcome, ReplayError> {
+fn replay_iq(
+    cfg: &ScanConfig,
+    plans: &PlanSet,
+    profiles: &Profiles,
+    path: &Path,
+) -> Result<ReplayOutcome, ReplayError> {
     let mut c = cfg.clone();
     c.radio.source = SourceKind::File;
     c.synthetic.clock = ClockMode::Virtual;
@@ -118,9 +123,16 @@ fn replay_iq(cfg: &ScanConfig, plans: &PlanSet, profiles: &Profiles, path: &Path
     let name = c.file.path.clone();
     let start_ms = if name.ends_with(".sigmf-meta") {
         let meta = sigmf::read_meta(path).map_err(ReplayError::Invalid)?;
-        meta.captures.iter().find_map(|x| x.datetime_ms).unwrap_or(cfg.synthetic.start_ms)
+        meta.captures
+            .iter()
+            .find_map(|x| x.datetime_ms)
+            .unwrap_or(cfg.synthetic.start_ms)
     } else {
-        c.file.format = if name.ends_with(".ci16") { RawFormat::Ci16 } else { RawFormat::Cf32 };
+        c.file.format = if name.ends_with(".ci16") {
+            RawFormat::Ci16
+        } else {
+            RawFormat::Cf32
+        };
         if c.file.sample_rate == 0 || c.file.center_hz == 0 {
             return Err(ReplayError::Invalid(
                 "raw IQ replay needs file.sample_rate and file.center_hz in the config".into(),

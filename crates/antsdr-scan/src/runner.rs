@@ -122,9 +122,8 @@ pub fn start(
     let scan = std::thread::Builder::new().name("antsdr-scan".into()).spawn(move || {
         shared.lock().scan_thread_alive = true;
         let origin = clock.now_ms();
-        let engine = build_source(&cfg, &plans, origin).and_then(|src| {
-            Engine::new(cfg.clone(), plans, profiles, src, clock, virt, Box::new(sink))
-        });
+        let engine = build_source(&cfg, &plans, origin)
+            .and_then(|src| Engine::new(cfg.clone(), plans, profiles, src, clock, virt, Box::new(sink)));
         match engine {
             Ok(mut e) => {
                 if cfg.scan.autostart {

@@ -574,7 +574,12 @@ impl Tracker {
         }
     }
 
-    fn with_correlation(&self, c: &Contact, mut d: RfContactData, all: &BTreeMap<String, RfContactData>) -> RfContactData {
+    fn with_correlation(
+        &self,
+        c: &Contact,
+        mut d: RfContactData,
+        all: &BTreeMap<String, RfContactData>,
+    ) -> RfContactData {
         let cc = &self.cfg.correlation;
         if !cc.enabled {
             return d;
@@ -627,10 +632,13 @@ impl Tracker {
             let kind = if ready {
                 Some(kind::RF_CONTACT_NEW)
             } else if c.confirmed {
-                let due = c.last_event.is_none_or(|t| now.saturating_duration_since(t) >= interval);
+                let due = c
+                    .last_event
+                    .is_none_or(|t| now.saturating_duration_since(t) >= interval);
                 let changed = c.last_emitted.as_ref().is_none_or(|o| self.material_change(o, &d));
                 let keep = c.observed_since_event
-                    && c.last_event.is_none_or(|t| now.saturating_duration_since(t) >= keepalive);
+                    && c.last_event
+                        .is_none_or(|t| now.saturating_duration_since(t) >= keepalive);
                 (due && (changed || keep)).then_some(kind::RF_CONTACT_UPDATE)
             } else {
                 None

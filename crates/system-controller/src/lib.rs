@@ -158,7 +158,10 @@ pub async fn run_with(
         started: Instant::now(),
         metrics: Mutex::new(Default::default()),
     });
-    let app = api::router(api).route(WS_PATH, hub.ws_route());
+    let ws = hub
+        .ws_route()
+        .layer(axum::middleware::from_fn(api::keep_hub_error_codes));
+    let app = api::router(api).route(WS_PATH, ws);
     let conv = Conventions::new(
         ErrorStyle::Detail,
         &cfg.server.api_key,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 /// Added to linear power before the logarithm so an empty bin stays finite.
 const POWER_EPS: f64 = 1e-20;
+const POWER_EPS_F32: f32 = 1e-20;
 
 /// DSP settings of one step (from `[radio]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,10 +74,11 @@ pub struct StepDsp {
     window: Vec<f32>,
     buf: Vec<Complex32>,
     scratch: Vec<Complex32>,
-    /// Averaged linear power per fftshifted bin.
-    power: Vec<f64>,
+    /// Averaged linear power per fftshifted bin (f32: the log10 per bin dominates a step,
+    /// and f32 keeps > 60 dB of headroom below full scale at 1e-7 relative precision).
+    power: Vec<f32>,
     select: Vec<f32>,
-    inv_norm: f64,
+    inv_norm: f32,
     guard_bins: usize,
     usable_half_bins: usize,
     bias_db: f64,
@@ -84,7 +86,9 @@ pub struct StepDsp {
 
 impl std::fmt::Debug for StepDsp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StepDsp").field("params", &self.p).finish_non_exhaustive()
+        f.debug_struct("StepDsp")
+            .field("params", &self.p)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,7 +116,7 @@ impl StepDsp {
             scratch,
             power: vec![0.0; n],
             select: Vec::with_capacity(n),
-            inv_norm: 1.0 / (p.avg_frames as f64 * s1 * s1),
+            inv_norm: (1.0 / (p.avg_frames as f64 * s1 * s1)) as f32,
             guard_bins: guard_bins.min(n / 2 - 1),
             usable_half_bins: usable_half_bins.min(n / 2 - 1),
             bias_db: floor::median_bias_db(p.avg_frames),
@@ -138,10 +142,10 @@ impl StepDsp {
             // fftshift: output bin k lands at m = (k + N/2) mod N.
             let (neg, pos) = self.buf.split_at(half);
             for (acc, c) in self.power[..half].iter_mut().zip(pos) {
-                *acc += c.norm_sqr() as f64;
+                *acc += c.norm_sqr();
             }
             for (acc, c) in self.power[half..].iter_mut().zip(neg) {
-                *acc += c.norm_sqr() as f64;
+                *acc += c.norm_sqr();
             }
         }
         for v in self.power.iter_mut() {
@@ -152,7 +156,7 @@ impl StepDsp {
         let (lo_edge, hi_edge) = (half - g - 1, half + g + 1);
         let (pl, ph) = (self.power[lo_edge], self.power[hi_edge]);
         for m in (half - g)..=(half + g) {
-            let t = (m - lo_edge) as f64 / (hi_edge - lo_edge) as f64;
+            let t = (m - lo_edge) as f32 / (hi_edge - lo_edge) as f32;
             self.power[m] = pl + (ph - pl) * t;
         }
 
@@ -175,14 +179,15 @@ impl StepDsp {
         out.bin_hz = bin;
         out.first_hz = lo + d_first as f64 * bin;
         let cal = self.p.cal_offset_db;
+        let cal32 = cal as f32;
         for d in d_first..=d_last {
             let m = (half as i64 + d) as usize;
             let pw = self.power[m];
             let guarded = d.unsigned_abs() as usize <= g;
-            out.p_db.push((10.0 * (pw + POWER_EPS).log10() + cal) as f32);
+            out.p_db.push(10.0 * (pw + POWER_EPS_F32).log10() + cal32);
             out.guarded.push(guarded);
             if !guarded {
-                self.select.push(pw as f32);
+                self.select.push(pw);
             }
         }
         out.floor_db = match floor::median_in_place(&mut self.select) {

@@ -89,7 +89,9 @@ impl FileSource {
             let spec = raw.ok_or("raw files need file.sample_rate and file.center_hz")?;
             src.datatype = spec.datatype;
             src.sample_rate = spec.sample_rate;
-            let len = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+            let len = std::fs::metadata(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .len();
             let bytes = (samples_per_step * spec.datatype.bytes_per_sample()) as u64;
             let step = (usable_fraction * spec.sample_rate).round() as u64;
             src.plans = vec![Plan::single("file", band, spec.center_hz, step)];

@@ -35,7 +35,9 @@ pub struct IioSource {
 
 impl std::fmt::Debug for IioSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IioSource").field("uri", &self.uri).finish_non_exhaustive()
+        f.debug_struct("IioSource")
+            .field("uri", &self.uri)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,7 +127,11 @@ impl IioSource {
 
     fn write_tracking(&self) -> Result<(), SourceError> {
         let ch = self.rx_chan()?;
-        for attr in ["bb_dc_offset_tracking_en", "rf_dc_offset_tracking_en", "quadrature_tracking_en"] {
+        for attr in [
+            "bb_dc_offset_tracking_en",
+            "rf_dc_offset_tracking_en",
+            "quadrature_tracking_en",
+        ] {
             Self::write_int_checked(&ch, attr, 1)?;
         }
         Ok(())

@@ -56,7 +56,11 @@ pub fn read_meta(path: &Path) -> Result<SigmfMeta, String> {
     let datatype = match g.get("core:datatype").and_then(Value::as_str) {
         Some("cf32_le") => DataType::Cf32,
         Some("ci16_le") => DataType::Ci16,
-        other => return Err(format!("sigmf: unsupported core:datatype {other:?} (cf32_le or ci16_le)")),
+        other => {
+            return Err(format!(
+                "sigmf: unsupported core:datatype {other:?} (cf32_le or ci16_le)"
+            ))
+        }
     };
     let sample_rate = g
         .get("core:sample_rate")
@@ -160,7 +164,9 @@ pub struct SigmfWriter {
 
 impl std::fmt::Debug for SigmfWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigmfWriter").field("meta", &self.meta_path).finish_non_exhaustive()
+        f.debug_struct("SigmfWriter")
+            .field("meta", &self.meta_path)
+            .finish_non_exhaustive()
     }
 }
 

@@ -232,7 +232,10 @@ impl SyntheticSource {
                 let im = if bits & 2 == 0 { a } else { -a };
                 bits >>= 2;
                 left -= 1;
-                *x = Complex32::new(re * std::f32::consts::FRAC_1_SQRT_2, im * std::f32::consts::FRAC_1_SQRT_2);
+                *x = Complex32::new(
+                    re * std::f32::consts::FRAC_1_SQRT_2,
+                    im * std::f32::consts::FRAC_1_SQRT_2,
+                );
             } else {
                 *x = Complex32::new(0.0, 0.0);
             }
@@ -356,7 +359,7 @@ mod tests {
             discard_buffers: 2,
             step_overhead_us: 1000,
         };
-        assert_eq!(timing.step(), Duration::from_micros(3958) + Duration::from_nanos(400));
+        assert_eq!(timing.step(), Duration::from_nanos(3_957_600));
         let mut src = SyntheticSource::new(Scene::empty(7), timing, 0, 40.0);
         src.open()?;
         let p = DspParams {

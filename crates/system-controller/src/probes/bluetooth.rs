@@ -3,7 +3,7 @@
 
 use crate::dbus::{call, proxy, signal_stream, Bus, DbusFail, BLUEZ};
 use crate::health::Probe;
-use crate::probes::{next_trigger, resync_interval, run_dbus_probe, SessionEnd};
+use crate::probes::{end, next_trigger, resync_interval, run_dbus_probe, SessionEnd, Streams};
 use crate::state::Controller;
 use ndefender_contract::system::{BluetoothConnected, BluetoothDevice, BluetoothState};
 use std::collections::HashMap;
@@ -159,7 +159,12 @@ pub fn spawn(ctl: Controller, bus: Bus, agent: Agent) {
         bus,
         BLUEZ,
         resync,
-        move |conn| session(c2.clone(), b2.clone(), agent.clone(), conn),
+        |conn| async move {
+            let props = signal_stream(&conn, "/org/bluez", "org.freedesktop.DBus.Properties", Some("PropertiesChanged")).await?;
+            let om = signal_stream(&conn, "/", "org.freedesktop.DBus.ObjectManager", None).await?;
+            Ok(vec![props, om])
+        },
+        move |conn, streams| session(c2.clone(), b2.clone(), agent.clone(), conn, streams),
         move |e| {
             let code = e.code("bluez");
             ctl.mutate(|st| st.probe_failed(Probe::Bluetooth, &code));
@@ -167,17 +172,13 @@ pub fn spawn(ctl: Controller, bus: Bus, agent: Agent) {
     ));
 }
 
-async fn session(ctl: Controller, bus: Bus, agent: Agent, conn: Connection) -> SessionEnd {
-    match watch(&ctl, &bus, &agent, &conn).await {
-        Ok(()) => SessionEnd::Restart,
-        Err(e) => e,
-    }
+async fn session(ctl: Controller, bus: Bus, agent: Agent, conn: Connection, mut streams: Streams) -> (SessionEnd, Streams) {
+    let r = watch(&ctl, &bus, &agent, &conn, &mut streams).await;
+    end(r, streams)
 }
 
-async fn watch(ctl: &Controller, bus: &Bus, agent: &Agent, conn: &Connection) -> Result<(), SessionEnd> {
+async fn watch(ctl: &Controller, bus: &Bus, agent: &Agent, conn: &Connection, streams: &mut Streams) -> Result<(), SessionEnd> {
     let kick = bus.kick(BLUEZ);
-    let mut props = signal_stream(conn, "/org/bluez", "org.freedesktop.DBus.Properties", Some("PropertiesChanged")).await?;
-    let mut om = signal_stream(conn, "/", "org.freedesktop.DBus.ObjectManager", None).await?;
     let mut resync = resync_interval(Duration::from_secs(10));
     let mut registered = false;
     loop {
@@ -192,7 +193,7 @@ async fn watch(ctl: &Controller, bus: &Bus, agent: &Agent, conn: &Connection) ->
             st.network.bluetooth = Some(state_of(view.as_ref(), now));
             st.probe_ok(Probe::Bluetooth);
         });
-        next_trigger(&mut [&mut props, &mut om], &mut resync, &kick).await?;
+        next_trigger(streams, &mut resync, &kick).await?;
     }
 }
 
@@ -215,6 +216,12 @@ pub async fn discovery(ctl: &Controller, conn: &Connection, start: bool) -> Resu
         return Ok(());
     }
     let p = proxy(conn, BLUEZ, a.path.as_str(), IF_ADAPTER).await?;
+    let d = Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms);
+    if start {
+        // Clears a filter another client may have left (e.g. LE only).
+        let empty: HashMap<String, OwnedVariant> = HashMap::new();
+        let _ = call(d, p.call::<_, _, ()>("SetDiscoveryFilter", &(empty,))).await;
+    }
     let method = if start { "StartDiscovery" } else { "StopDiscovery" };
     match call(Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms), p.call::<_, _, ()>(method, &())).await {
         Err(DbusFail::Failed(n)) if n.ends_with("InProgress") || n.ends_with("NotReady") && !start => Ok(()),

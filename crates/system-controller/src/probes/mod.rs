@@ -30,53 +30,89 @@ impl From<DbusFail> for SessionEnd {
     }
 }
 
-/// Runs a D-Bus probe forever: a session per connection (and per backend
-/// appearance); after a failure, `on_fail` records it and the next attempt waits
-/// for the resync period or for the backend's name to reappear.
-pub async fn run_dbus_probe<S, SF, F>(bus: Bus, name: &'static str, resync: Duration, mut session: S, mut on_fail: F)
-where
-    S: FnMut(Connection) -> SF,
-    SF: Future<Output = SessionEnd>,
+/// The signal streams of a probe. They live as long as the connection: zbus
+/// shares one receiver per match rule, and dropping a stream and re-adding the
+/// same rule right away can leave the new stream deaf, so sessions reuse them.
+pub type Streams = Vec<zbus::MessageStream>;
+
+/// Runs a D-Bus probe forever: streams per connection, then a session per
+/// backend appearance; after a failure, `on_fail` records it and the next
+/// attempt waits for the resync period or for the backend's name to reappear.
+pub async fn run_dbus_probe<M, MF, S, SF, F>(
+    bus: Bus,
+    name: &'static str,
+    resync: Duration,
+    mut make: M,
+    mut session: S,
+    mut on_fail: F,
+) where
+    M: FnMut(Connection) -> MF,
+    MF: Future<Output = Result<Streams, DbusFail>>,
+    S: FnMut(Connection, Streams) -> SF,
+    SF: Future<Output = (SessionEnd, Streams)>,
     F: FnMut(&DbusFail),
 {
     let kick = bus.kick(name);
     loop {
         let conn = bus.connected().await;
-        let end = tokio::select! {
-            e = session(conn.clone()) => e,
+        let made = tokio::select! {
+            r = make(conn.clone()) => r,
             _ = bus.changed_from(&conn) => continue,
         };
-        match end {
-            SessionEnd::Restart => continue,
-            // The supervisor reports a lost bus itself.
-            SessionEnd::Failed(DbusFail::NoBus) => {
-                bus.changed_from(&conn).await;
+        let mut streams = match made {
+            Ok(s) => s,
+            Err(e) => {
+                if e != DbusFail::NoBus {
+                    on_fail(&e);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(resync) => {}
+                    _ = bus.changed_from(&conn) => {}
+                }
                 continue;
             }
-            SessionEnd::Failed(e) => {
-                tracing::debug!(probe = name, error = ?e, "probe failed");
-                on_fail(&e);
+        };
+        loop {
+            let (end, s) = tokio::select! {
+                r = session(conn.clone(), streams) => r,
+                _ = bus.changed_from(&conn) => break,
+            };
+            streams = s;
+            match end {
+                SessionEnd::Restart => continue,
+                // The supervisor reports a lost bus itself.
+                SessionEnd::Failed(DbusFail::NoBus) => {
+                    bus.changed_from(&conn).await;
+                    break;
+                }
+                SessionEnd::Failed(e) => {
+                    tracing::debug!(probe = name, error = ?e, "probe failed");
+                    on_fail(&e);
+                }
             }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(resync) => {}
-            _ = kick.notified() => {}
-            _ = bus.changed_from(&conn) => {}
+            tokio::select! {
+                _ = tokio::time::sleep(resync) => {}
+                _ = kick.notified() => {}
+                _ = bus.changed_from(&conn) => break,
+            }
         }
     }
 }
 
 /// Waits for the next reason to re-read: a signal (debounced), the resync tick or
-/// a kick. Returns `Err(Restart)` on a kick and `Err(Failed(NoBus))` when the
+/// a kick. Returns `Err(Restart)` on a kick and `Err(Failed(NoBus))` when a
 /// signal stream ends.
 pub async fn next_trigger(
-    streams: &mut [&mut zbus::MessageStream],
+    streams: &mut Streams,
     resync: &mut tokio::time::Interval,
     kick: &tokio::sync::Notify,
 ) -> Result<(), SessionEnd> {
     use futures_util::StreamExt;
     let any = async {
-        let mut sel = futures_util::stream::select_all(streams.iter_mut().map(|s| s.by_ref()));
+        if streams.is_empty() {
+            return std::future::pending().await;
+        }
+        let mut sel = futures_util::stream::select_all(streams.iter_mut());
         let r = sel.next().await;
         if r.is_some() {
             // Coalesce a burst of property changes into one read.
@@ -94,6 +130,14 @@ pub async fn next_trigger(
             None => Err(SessionEnd::Failed(DbusFail::NoBus)),
         },
         _ = kick.notified() => Err(SessionEnd::Restart),
+    }
+}
+
+/// Ends a session, handing its streams back.
+pub fn end(r: Result<(), SessionEnd>, streams: Streams) -> (SessionEnd, Streams) {
+    match r {
+        Ok(()) => (SessionEnd::Restart, streams),
+        Err(e) => (e, streams),
     }
 }
 

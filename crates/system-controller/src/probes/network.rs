@@ -4,7 +4,7 @@
 
 use crate::dbus::{call, proxy, signal_stream, Bus, DbusFail, NM};
 use crate::health::Probe;
-use crate::probes::{next_trigger, resync_interval, run_dbus_probe, SessionEnd};
+use crate::probes::{end, next_trigger, resync_interval, run_dbus_probe, SessionEnd, Streams};
 use crate::state::Controller;
 use futures_util::StreamExt;
 use ndefender_contract::system::{WifiNetwork, WifiState};
@@ -46,7 +46,11 @@ pub fn spawn(ctl: Controller, bus: Bus) {
         bus,
         NM,
         resync,
-        move |conn| session(c2.clone(), b2.clone(), conn),
+        |conn| async move {
+            let s = signal_stream(&conn, MANAGER, "org.freedesktop.DBus.Properties", Some("PropertiesChanged")).await?;
+            Ok(vec![s])
+        },
+        move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),
         move |e| {
             let code = e.code("networkmanager");
             ctl.mutate(|st| st.probe_failed(Probe::Network, &code));
@@ -54,16 +58,13 @@ pub fn spawn(ctl: Controller, bus: Bus) {
     ));
 }
 
-async fn session(ctl: Controller, bus: Bus, conn: Connection) -> SessionEnd {
-    match watch(&ctl, &bus, &conn).await {
-        Ok(()) => SessionEnd::Restart,
-        Err(e) => e,
-    }
+async fn session(ctl: Controller, bus: Bus, conn: Connection, mut streams: Streams) -> (SessionEnd, Streams) {
+    let r = watch(&ctl, &bus, &conn, &mut streams).await;
+    end(r, streams)
 }
 
-async fn watch(ctl: &Controller, bus: &Bus, conn: &Connection) -> Result<(), SessionEnd> {
+async fn watch(ctl: &Controller, bus: &Bus, conn: &Connection, streams: &mut Streams) -> Result<(), SessionEnd> {
     let kick = bus.kick(NM);
-    let mut stream = signal_stream(conn, MANAGER, "org.freedesktop.DBus.Properties", Some("PropertiesChanged")).await?;
     let mut resync = resync_interval(Duration::from_secs(ctl.cfg().network.resync_s));
     loop {
         let r = read(ctl, conn).await?;
@@ -75,7 +76,7 @@ async fn watch(ctl: &Controller, bus: &Bus, conn: &Connection) -> Result<(), Ses
             st.network.wifi = Some(r.wifi);
             st.probe_ok(Probe::Network);
         });
-        next_trigger(&mut [&mut stream], &mut resync, &kick).await?;
+        next_trigger(streams, &mut resync, &kick).await?;
     }
 }
 
@@ -340,6 +341,9 @@ async fn known_ssids(conn: &Connection, cache: &SharedKnown, d: Duration) -> Vec
 pub async fn scan(ctl: &Controller, conn: &Connection, known: &SharedKnown) -> Result<Vec<WifiNetwork>, DbusFail> {
     let d = t(ctl);
     let cfg = &ctl.cfg().network;
+    // The whole answer fits in `scan_wait_ms` (the aggregator's proxy timeout is
+    // 2 s); the tail is kept for listing the access points.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.scan_wait_ms.saturating_sub(300));
     let Some(dev) = wifi_device(ctl, conn).await? else {
         return Err(DbusFail::Failed("no_wifi_device".into()));
     };
@@ -351,9 +355,9 @@ pub async fn scan(ctl: &Controller, conn: &Connection, known: &SharedKnown) -> R
     };
     if stale {
         let opts: HashMap<String, OwnedVariant> = HashMap::new();
-        let req = call(Duration::from_secs(5), wl.call::<_, _, ()>("RequestScan", &(opts,))).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let req = call(left.min(Duration::from_secs(5)), wl.call::<_, _, ()>("RequestScan", &(opts,))).await;
         if req.is_ok() {
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(cfg.scan_wait_ms);
             while tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());

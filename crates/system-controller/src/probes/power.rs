@@ -5,7 +5,7 @@ use crate::config::PowerBackend;
 use crate::dbus::{call, proxy, signal_stream, Bus, DbusFail, UPOWER};
 use crate::health::Probe;
 use crate::probes::ups_hat::{decode, read_all, UpsError, UpsRegisterReader};
-use crate::probes::{next_trigger, resync_interval, run_dbus_probe, SessionEnd};
+use crate::probes::{end, next_trigger, resync_interval, run_dbus_probe, SessionEnd, Streams};
 use crate::state::{Controller, State};
 use ndefender_contract::enums::{LogLevel, Status, UpsState};
 use ndefender_contract::system::UpsTelemetry;
@@ -173,7 +173,12 @@ fn spawn_upower(ctl: Controller, bus: Bus) {
         bus,
         UPOWER,
         Duration::from_secs(10),
-        move |conn| session(c2.clone(), b2.clone(), conn),
+        |conn| async move {
+            let s = signal_stream(&conn, "/org/freedesktop/UPower", "org.freedesktop.DBus.Properties", Some("PropertiesChanged"))
+                .await?;
+            Ok(vec![s])
+        },
+        move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),
         move |e| {
             let code = e.code("upower");
             ctl.mutate(|st| st.probe_failed(Probe::Power, &code));
@@ -181,13 +186,10 @@ fn spawn_upower(ctl: Controller, bus: Bus) {
     ));
 }
 
-async fn session(ctl: Controller, bus: Bus, conn: Connection) -> SessionEnd {
+async fn session(ctl: Controller, bus: Bus, conn: Connection, mut streams: Streams) -> (SessionEnd, Streams) {
     let kick = bus.kick(UPOWER);
     let mut warn = BatteryWarnings::default();
     let run = async {
-        let mut stream =
-            signal_stream(&conn, "/org/freedesktop/UPower", "org.freedesktop.DBus.Properties", Some("PropertiesChanged"))
-                .await?;
         let mut resync = resync_interval(Duration::from_secs(10));
         loop {
             let t = read_upower(&ctl, &conn).await?;
@@ -201,14 +203,11 @@ async fn session(ctl: Controller, bus: Bus, conn: Connection) -> SessionEnd {
             if let Some(t) = &t {
                 warn.check(&ctl, t);
             }
-            next_trigger(&mut [&mut stream], &mut resync, &kick).await?;
+            next_trigger(&mut streams, &mut resync, &kick).await?;
         }
     };
     let r: Result<(), SessionEnd> = run.await;
-    match r {
-        Ok(()) => SessionEnd::Restart,
-        Err(e) => e,
-    }
+    end(r, streams)
 }
 
 async fn prop<T>(p: &zbus::Proxy<'_>, name: &str, d: Duration) -> Result<Option<T>, DbusFail>

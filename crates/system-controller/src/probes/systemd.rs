@@ -5,7 +5,7 @@
 use crate::config::unit_name;
 use crate::dbus::{call, signal_stream, Bus, DbusFail, SYSTEMD};
 use crate::health::Probe;
-use crate::probes::{next_trigger, resync_interval, run_dbus_probe, SessionEnd};
+use crate::probes::{end, next_trigger, resync_interval, run_dbus_probe, SessionEnd, Streams};
 use crate::state::Controller;
 use futures_util::StreamExt;
 use ndefender_contract::system::ServiceStatus;
@@ -24,7 +24,11 @@ pub fn spawn(ctl: Controller, bus: Bus) {
         bus,
         SYSTEMD,
         resync,
-        move |conn| session(c2.clone(), b2.clone(), conn),
+        |conn| async move {
+            let s = signal_stream(&conn, UNIT_PATHS, "org.freedesktop.DBus.Properties", Some("PropertiesChanged")).await?;
+            Ok(vec![s])
+        },
+        move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),
         move |e| {
             let code = e.code("systemd");
             ctl.mutate(|st| st.probe_failed(Probe::Services, &code));
@@ -40,18 +44,15 @@ pub async fn manager(conn: &Connection) -> Result<ManagerProxy<'static>, DbusFai
         .map_err(DbusFail::from)
 }
 
-async fn session(ctl: Controller, bus: Bus, conn: Connection) -> SessionEnd {
-    match watch(&ctl, &bus, &conn).await {
-        Ok(()) => SessionEnd::Restart,
-        Err(e) => e,
-    }
+async fn session(ctl: Controller, bus: Bus, conn: Connection, mut streams: Streams) -> (SessionEnd, Streams) {
+    let r = watch(&ctl, &bus, &conn, &mut streams).await;
+    end(r, streams)
 }
 
-async fn watch(ctl: &Controller, bus: &Bus, conn: &Connection) -> Result<(), SessionEnd> {
+async fn watch(ctl: &Controller, bus: &Bus, conn: &Connection, streams: &mut Streams) -> Result<(), SessionEnd> {
     let t = Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms);
     let kick = bus.kick(SYSTEMD);
     let mgr = manager(conn).await?;
-    let mut stream = signal_stream(conn, UNIT_PATHS, "org.freedesktop.DBus.Properties", Some("PropertiesChanged")).await?;
     // Without Subscribe, systemd emits no unit signals at all.
     call(t, mgr.subscribe()).await?;
     let mut resync = resync_interval(Duration::from_secs(ctl.cfg().services.resync_s));
@@ -61,7 +62,7 @@ async fn watch(ctl: &Controller, bus: &Bus, conn: &Connection) -> Result<(), Ses
             st.services = entries;
             st.probe_ok(Probe::Services);
         });
-        next_trigger(&mut [&mut stream], &mut resync, &kick).await?;
+        next_trigger(streams, &mut resync, &kick).await?;
     }
 }
 
@@ -150,10 +151,11 @@ pub struct RestartJob {
 }
 
 /// RestartUnit(unit, "replace"), with the JobRemoved subscription taken first
-/// so a fast job cannot finish unseen.
+/// so a fast job cannot finish unseen. The subscription is narrowed to the unit
+/// (arg 2), so back-to-back restarts of different units never share a rule.
 pub async fn restart(conn: &Connection, unit: &str, t: Duration) -> Result<RestartJob, DbusFail> {
     let mgr = manager(conn).await?;
-    let stream = call(t, mgr.receive_job_removed()).await?;
+    let stream = call(t, mgr.receive_job_removed_with_args(&[(2, unit)])).await?;
     let _ = call(t, mgr.subscribe()).await;
     let job = call(Duration::from_secs(5), mgr.restart_unit(unit.to_owned(), "replace".to_owned())).await?;
     Ok(RestartJob { stream, job })
