@@ -454,3 +454,31 @@ async fn system_update_is_coalesced_and_ends_on_the_latest_state() -> R {
     assert_eq!(last, status, "the trailing broadcast carries the latest state");
     Ok(())
 }
+
+#[tokio::test]
+async fn client_limit_and_binary_frames() -> R {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir()?;
+    let d = Daemon::start(dir.path(), &[("NDEFENDER_SERVER__MAX_CLIENTS", "2")]).await?;
+    let mut a = Ws::connect(&d.ws_url()).await?;
+    let _b = Ws::connect(&d.ws_url()).await?;
+    match tokio_tungstenite::connect_async(d.ws_url()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 429);
+            assert_eq!(
+                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+                Some("5")
+            );
+            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or_default())?;
+            assert_eq!(body, json!({"detail":"client_limit_reached"}));
+        }
+        other => return Err(format!("third client was not refused: {:?}", other.map(|_| ())).into()),
+    }
+    // a binary frame leaves the connection open
+    a.stream.send(Message::Binary(vec![1u8, 2, 3].into())).await?;
+    a.stream.send(Message::text(r#"{"action":"ping","id":"p1"}"#)).await?;
+    let pong = a.wait_for(S5, |v| kind(v) == "PONG").await?;
+    assert_eq!(pong["data"]["id"], "p1");
+    Ok(())
+}

@@ -679,38 +679,6 @@ async fn run_replay(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, 
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The hub renders its pre-upgrade refusals itself; re-issue them as [`ApiError`]s so the
-/// conventions layer keeps their code (`client_limit_reached`) instead of replacing it with
-/// the generic code of the status.
-pub async fn keep_hub_error_codes(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let resp = next.run(req).await;
-    let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return resp;
-    }
-    let retry = resp
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let Ok(body) = axum::body::to_bytes(resp.into_body(), 64 * 1024).await else {
-        return ApiError::new(status, "internal_error").into_response();
-    };
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let code = v
-        .pointer("/error/code")
-        .or_else(|| v.get("detail"))
-        .and_then(Value::as_str)
-        .unwrap_or("internal_error")
-        .to_owned();
-    let mut e = ApiError::new(status, code);
-    if let Some(m) = v.pointer("/error/message").and_then(Value::as_str) {
-        e = e.with_message(m);
-    }
-    e.retry_after_s = retry;
-    e.into_response()
-}
-
 /// Parses `trusted_proxies` for [`Api::trusted`].
 pub fn trusted(cfg: &ScanConfig) -> Vec<IpAddr> {
     parse_ips(&cfg.api.trusted_proxies)

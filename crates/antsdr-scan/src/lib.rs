@@ -112,7 +112,7 @@ pub async fn run_with_clock(
     for p in WS_PATHS {
         ws = ws.route(p, hub.ws_route());
     }
-    let app = api::router(api).merge(ws.route_layer(axum::middleware::from_fn(api::keep_hub_error_codes)));
+    let app = api::router(api).merge(ws);
     let conv = Conventions::new(
         ErrorStyle::Nested,
         &cfg.api.api_key,

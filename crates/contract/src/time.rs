@@ -65,36 +65,37 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock tests move by hand.
+/// A clock tests move by hand. Wall time is kept in nanoseconds so that many
+/// sub-millisecond steps keep it in step with the monotonic clock.
 #[derive(Debug)]
 pub struct ManualClock {
-    inner: std::sync::Mutex<(u64, Instant)>,
+    inner: std::sync::Mutex<(u128, Instant)>,
 }
 
 impl ManualClock {
     pub fn new(start_ms: u64) -> Self {
         Self {
-            inner: std::sync::Mutex::new((start_ms, Instant::now())),
+            inner: std::sync::Mutex::new((u128::from(start_ms) * 1_000_000, Instant::now())),
         }
     }
     /// Moves both clocks forward.
     pub fn advance(&self, d: Duration) {
         if let Ok(mut g) = self.inner.lock() {
-            g.0 += d.as_millis() as u64;
+            g.0 += d.as_nanos();
             g.1 += d;
         }
     }
     /// Steps only the wall clock (NTP step), leaving monotonic time alone.
     pub fn set_wall_ms(&self, ms: u64) {
         if let Ok(mut g) = self.inner.lock() {
-            g.0 = ms;
+            g.0 = u128::from(ms) * 1_000_000;
         }
     }
 }
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
-        self.inner.lock().map(|g| g.0).unwrap_or(0)
+        self.inner.lock().map(|g| (g.0 / 1_000_000) as u64).unwrap_or(0)
     }
     fn monotonic(&self) -> Instant {
         self.inner.lock().map(|g| g.1).unwrap_or_else(|_| Instant::now())
@@ -133,5 +134,11 @@ mod tests {
         c.advance(Duration::from_secs(2));
         assert_eq!(c.now_ms(), 3000);
         assert_eq!(c.monotonic() - t0, Duration::from_secs(2));
+        // sub-millisecond steps add up on both clocks
+        for _ in 0..1000 {
+            c.advance(Duration::from_micros(3957));
+        }
+        assert_eq!(c.now_ms(), 3000 + 3957);
+        assert_eq!((c.monotonic() - t0).as_millis(), 2000 + 3957);
     }
 }

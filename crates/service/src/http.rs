@@ -223,9 +223,7 @@ pub async fn conventions(State(conv): State<Arc<Conventions>>, req: Request, nex
         Some(preflight(&conv, req.headers(), origin.as_deref()))
     } else if is_ws {
         None
-    } else if !conv.open_paths.contains(&path)
-        && !key_matches(&conv.api_key, req.headers(), req.uri().query())
-    {
+    } else if !conv.open_paths.contains(&path) && !key_matches(&conv.api_key, req.headers(), req.uri().query()) {
         Some(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key").into_response())
     } else if origin.as_deref().is_some_and(|o| !conv.origin_allowed(o)) {
         Some(ApiError::new(StatusCode::FORBIDDEN, "origin_not_allowed").into_response())
@@ -236,7 +234,13 @@ pub async fn conventions(State(conv): State<Arc<Conventions>>, req: Request, nex
         Some(r) => r,
         None => next.run(req).await,
     };
-    let resp = normalize_error(&conv, resp).await;
+    // The hub answers its own pre-upgrade refusals (429 client_limit_reached, 400
+    // invalid_query, …) in the service's style already; rewriting them would lose the code.
+    let resp = if is_ws {
+        resp
+    } else {
+        normalize_error(&conv, resp).await
+    };
     add_cors(&conv, origin.as_deref(), resp)
 }
 

@@ -180,12 +180,78 @@ fn notice<S: LineSink>(sink: &mut S, feed: &str, n: &TailNotice) {
 }
 
 /// T9: writes at most once per interval, only when the position moved.
+/// Keeps the checkpoint (T9). The atomic write (temp file, fsync, rename, fsync dir) runs
+/// on its own thread: an fsync can take tens of milliseconds, and on the follower's thread
+/// it would hold up line delivery once per interval.
 struct Checkpointer {
     path: PathBuf,
     interval: Duration,
+    /// Last position handed to the writer (assumed written unless it reports a failure).
     written: Option<Position>,
     last_attempt: Option<Instant>,
-    failing: bool,
+    writer: CkWriter,
+}
+
+type CkJob = (PathBuf, Checkpoint, Option<std::sync::mpsc::Sender<io::Result<()>>>);
+
+struct CkWriter {
+    tx: Option<std::sync::mpsc::SyncSender<CkJob>>,
+    /// Set by the writer when a write failed, so the follower hands the position over again.
+    failed: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CkWriter {
+    fn spawn(feed: &str) -> Self {
+        // Capacity 1: while a write is in progress the next position waits there and newer
+        // ones are simply offered again at the next tick.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<CkJob>(1);
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = failed.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("ckpt-{feed}"))
+            .spawn(move || {
+                let mut failing = false;
+                while let Ok((path, ck, reply)) = rx.recv() {
+                    let r = checkpoint::store(&path, &ck);
+                    match &r {
+                        Ok(()) if failing => {
+                            failing = false;
+                            tracing::info!(path = %path.display(), "checkpoint writable again");
+                        }
+                        Ok(()) => {}
+                        Err(e) => {
+                            if !failing {
+                                tracing::warn!(path = %path.display(), error = %e, "cannot write checkpoint");
+                            }
+                            failing = true;
+                            flag.store(true, SeqCst);
+                        }
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(r);
+                    }
+                }
+            })
+            .ok();
+        if thread.is_none() {
+            tracing::error!("cannot start the checkpoint writer thread; checkpoints are written inline");
+        }
+        Self {
+            tx: thread.as_ref().map(|_| tx),
+            failed,
+            thread,
+        }
+    }
+}
+
+impl Drop for CkWriter {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Checkpointer {
@@ -200,41 +266,67 @@ impl Checkpointer {
     }
 
     fn tick(&mut self, followed: &Path, pos: Option<Position>) {
+        if self.writer.failed.swap(false, SeqCst) {
+            self.written = None;
+        }
         let (Some(due), Some(p)) = (self.due_at(pos), pos) else {
             return;
         };
-        if Instant::now() >= due {
-            // Failure is logged inside; the next tick retries.
-            let _ = self.write(followed, p);
+        if Instant::now() < due {
+            return;
         }
-    }
-
-    fn flush(&mut self, followed: &Path, pos: Option<Position>) -> io::Result<()> {
-        match pos {
-            Some(p) if Some(p) != self.written => self.write(followed, p),
-            _ => Ok(()),
-        }
-    }
-
-    fn write(&mut self, followed: &Path, pos: Position) -> io::Result<()> {
         self.last_attempt = Some(Instant::now());
-        match checkpoint::store(&self.path, &Checkpoint::new(followed, &pos)) {
-            Ok(()) => {
-                self.written = Some(pos);
-                if self.failing {
-                    tracing::info!(path = %self.path.display(), "checkpoint writable again");
+        let job = (self.path.clone(), Checkpoint::new(followed, &p), None);
+        match &self.writer.tx {
+            Some(tx) => {
+                if tx.try_send(job).is_ok() {
+                    self.written = Some(p);
                 }
-                self.failing = false;
-                Ok(())
             }
-            Err(e) => {
-                if !self.failing {
-                    tracing::warn!(path = %self.path.display(), error = %e, "cannot write checkpoint");
+            None => {
+                if checkpoint::store(&self.path, &job.1).is_ok() {
+                    self.written = Some(p);
                 }
-                self.failing = true;
-                Err(e)
             }
         }
+    }
+
+    /// The final checkpoint: written before this returns (graceful stop: nothing repeated).
+    fn flush(&mut self, followed: &Path, pos: Option<Position>) -> io::Result<()> {
+        if self.writer.failed.swap(false, SeqCst) {
+            self.written = None;
+        }
+        let Some(p) = pos.filter(|p| Some(*p) != self.written) else {
+            // Still wait for a write in flight, so the file on disk is the final one.
+            return self.sync();
+        };
+        let ck = Checkpoint::new(followed, &p);
+        let Some(tx) = &self.writer.tx else {
+            return checkpoint::store(&self.path, &ck);
+        };
+        let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+        if tx.send((self.path.clone(), ck.clone(), Some(reply_tx))).is_err() {
+            return checkpoint::store(&self.path, &ck);
+        }
+        let r = reply_rx
+            .recv_timeout(Duration::from_secs(2))
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "checkpoint write timed out")));
+        if r.is_ok() {
+            self.written = Some(p);
+        }
+        r
+    }
+
+    /// Waits until every write handed to the writer has finished.
+    fn sync(&mut self) -> io::Result<()> {
+        let Some(tx) = self.writer.tx.take() else {
+            return Ok(());
+        };
+        drop(tx);
+        if let Some(t) = self.writer.thread.take() {
+            let _ = t.join();
+        }
+        Ok(())
     }
 }
 
@@ -294,7 +386,7 @@ impl<S: LineSink> Follower<S> {
                     interval: cfg.checkpoint_interval.min(MAX_INTERVAL),
                     written: None,
                     last_attempt: None,
-                    failing: false,
+                    writer: CkWriter::spawn(&cfg.feed),
                 },
             },
             rx,

@@ -55,8 +55,13 @@ pub struct SyntheticSource {
     noise: ChaCha8Rng,
     streams: Vec<ChaCha8Rng>,
     hops: Vec<ChaCha8Rng>,
+    ofdm: OfdmGen,
+}
+
+/// Inverse FFT plan and buffers for frequency-domain OFDM synthesis, reused every step.
+struct OfdmGen {
     ifft: Arc<dyn Fft<f32>>,
-    ofdm: Vec<Complex32>,
+    buf: Vec<Complex32>,
     scratch: Vec<Complex32>,
 }
 
@@ -91,9 +96,11 @@ impl SyntheticSource {
             origin_ms,
             gain_db,
             open: false,
-            ifft,
-            ofdm: vec![Complex32::new(0.0, 0.0); s],
-            scratch,
+            ofdm: OfdmGen {
+                ifft,
+                buf: vec![Complex32::new(0.0, 0.0); s],
+                scratch,
+            },
         }
     }
 
@@ -207,18 +214,23 @@ impl SyntheticSource {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn add_ofdm(&mut self, idx: usize, out: &mut [Complex32], lo: f64, per_bin: f64, t0: f64, fs: f64) {
-        let Some(e) = self.scene.emitter.get(idx) else {
-            return;
-        };
+    fn add_ofdm(
+        e: &Emitter,
+        rng: &mut ChaCha8Rng,
+        gen: &mut OfdmGen,
+        out: &mut [Complex32],
+        lo: f64,
+        per_bin: f64,
+        t0: f64,
+        fs: f64,
+    ) {
         let s = out.len();
         let fb = fs / s as f64;
         let half_bw = e.bandwidth() / 2.0;
-        let rng = &mut self.streams[idx];
         let a = per_bin as f32;
         let mut bits = 0u32;
         let mut left = 0;
-        for (i, x) in self.ofdm.iter_mut().enumerate() {
+        for (i, x) in gen.buf.iter_mut().enumerate() {
             // Natural FFT order: index i is frequency i·fb for i < S/2, else (i − S)·fb.
             let k = if i < s / 2 { i as f64 } else { i as f64 - s as f64 };
             let f_off = k * fb;
@@ -240,11 +252,11 @@ impl SyntheticSource {
                 *x = Complex32::new(0.0, 0.0);
             }
         }
-        self.ifft.process_with_scratch(&mut self.ofdm, &mut self.scratch);
+        gen.ifft.process_with_scratch(&mut gen.buf, &mut gen.scratch);
         let bursty = e.duty < 1.0;
         let burst = e.burst_us * 1e-6;
         let period = burst / e.duty;
-        for (n, (o, x)) in out.iter_mut().zip(&self.ofdm).enumerate() {
+        for (n, (o, x)) in out.iter_mut().zip(&gen.buf).enumerate() {
             if bursty && (t0 + n as f64 / fs).rem_euclid(period) >= burst {
                 continue;
             }
@@ -301,8 +313,7 @@ impl IqSource for SyntheticSource {
         for o in out.iter_mut() {
             o.re += leak;
         }
-        for i in 0..self.scene.emitter.len() {
-            let e = &self.scene.emitter[i];
+        for (i, e) in self.scene.emitter.iter().enumerate() {
             let (f0, f1) = e.span();
             if !e.is_active(t_mid) || f1 < lo - fs / 2.0 || f0 > lo + fs / 2.0 {
                 continue;
@@ -311,8 +322,7 @@ impl IqSource for SyntheticSource {
             match e.kind {
                 EmitterKind::AnalogFm => {
                     let amp = (snr * sigma2 / fs * e.bandwidth()).sqrt();
-                    let e = e.clone();
-                    Self::add_fm(&e, &mut self.streams[i], out, e.freq_hz - lo, amp, t0, fs);
+                    Self::add_fm(e, &mut self.streams[i], out, e.freq_hz - lo, amp, t0, fs);
                 }
                 EmitterKind::Cw => {
                     let amp = (snr * sigma2 * HANN_ENBW / self.timing.fft_size as f64).sqrt();
@@ -321,12 +331,11 @@ impl IqSource for SyntheticSource {
                 EmitterKind::Hopping => {
                     let bw = e.bandwidth();
                     let amp = (snr * sigma2 / fs * bw).sqrt();
-                    let e = e.clone();
-                    Self::add_hopper(&e, &mut self.hops[i], out, lo, amp, t0, fs, bw);
+                    Self::add_hopper(e, &mut self.hops[i], out, lo, amp, t0, fs, bw);
                 }
                 EmitterKind::Ofdm => {
                     let per_bin = (snr * sigma2 / s as f64).sqrt();
-                    self.add_ofdm(i, out, lo, per_bin, t0, fs);
+                    Self::add_ofdm(e, &mut self.streams[i], &mut self.ofdm, out, lo, per_bin, t0, fs);
                 }
             }
         }
