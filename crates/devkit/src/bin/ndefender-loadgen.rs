@@ -214,30 +214,37 @@ async fn latency(rates: Vec<u64>, seconds: u64, aggregator: Option<PathBuf>) -> 
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (_, cpu_a) = proc_usage(pid)?;
         let t0 = Instant::now();
-        // 1 ms batches keep the rate even at 10k lines/s
-        let per_ms = rate as f64 / 1000.0;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&feed)?;
-        let mut sent: u64 = 0;
-        let mut buf = String::new();
-        while sent < total {
-            let due = ((t0.elapsed().as_secs_f64() * 1000.0) * per_ms).ceil() as u64;
-            let due = due.min(total);
-            buf.clear();
-            while sent < due {
-                let id = sent % 50;
-                let ts = wall_ns() / 1_000_000;
-                let lat = 47.0 + (sent as f64) * 1e-6;
-                buf.push_str(&format!(
-                    "{{\"type\":\"CONTACT_UPDATE\",\"timestamp_ms\":{ts},\"source\":\"remoteid\",\"data\":{{\"id\":\"rid:BENCH{id:04}\",\"type\":\"REMOTE_ID\",\"last_seen_ts\":{ts},\"model\":\"bench-{}\",\"operator_id\":\"OP-{id}\",\"lat\":{lat:.7},\"lon\":8.5,\"altitude_m\":120.0,\"speed_m_s\":12.5}}}}\n",
-                    wall_ns()
-                ));
-                sent += 1;
+        // The writer runs on its own OS thread: a blocking append (ext4 journal commit)
+        // must not stall the receiving client and show up as aggregator latency.
+        let feed_w = feed.clone();
+        let writer = std::thread::spawn(move || -> std::io::Result<()> {
+            // 1 ms batches keep the rate even at 10k lines/s
+            let per_ms = rate as f64 / 1000.0;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&feed_w)?;
+            let mut sent: u64 = 0;
+            let mut buf = String::new();
+            while sent < total {
+                let due = ((t0.elapsed().as_secs_f64() * 1000.0) * per_ms).ceil() as u64;
+                let due = due.min(total);
+                buf.clear();
+                while sent < due {
+                    let id = sent % 50;
+                    let ts = wall_ns() / 1_000_000;
+                    let lat = 47.0 + (sent as f64) * 1e-6;
+                    buf.push_str(&format!(
+                        "{{\"type\":\"CONTACT_UPDATE\",\"timestamp_ms\":{ts},\"source\":\"remoteid\",\"data\":{{\"id\":\"rid:BENCH{id:04}\",\"type\":\"REMOTE_ID\",\"last_seen_ts\":{ts},\"model\":\"bench-{}\",\"operator_id\":\"OP-{id}\",\"lat\":{lat:.7},\"lon\":8.5,\"altitude_m\":120.0,\"speed_m_s\":12.5}}}}\n",
+                        wall_ns()
+                    ));
+                    sent += 1;
+                }
+                if !buf.is_empty() {
+                    f.write_all(buf.as_bytes())?;
+                }
+                std::thread::sleep(Duration::from_micros(200));
             }
-            if !buf.is_empty() {
-                f.write_all(buf.as_bytes())?;
-            }
-            tokio::time::sleep(Duration::from_micros(500)).await;
-        }
+            Ok(())
+        });
+        writer.join().map_err(|_| "writer thread panicked")??;
         let elapsed = t0.elapsed().as_secs_f64();
         let lat = recv.await?;
         let (rss, cpu_b) = proc_usage(pid)?;
