@@ -22,6 +22,9 @@ struct Args {
     /// Aggregator port.
     #[arg(long, default_value_t = 8001)]
     aggregator_port: u16,
+    /// AntSDR scanner port.
+    #[arg(long, default_value_t = 8890)]
+    antsdr_port: u16,
     /// Simulated RemoteID drones.
     #[arg(long, default_value_t = 4)]
     drones: usize,
@@ -132,11 +135,28 @@ async fn run(args: Args) -> R {
     })
     .await?;
 
+    // The RF scanner on its synthetic scene, through the real DSP, writing the JSONL the aggregator tails.
+    let mut scan = Command::new(sibling("ndefender-antsdr-scan")?)
+        .env("NDEFENDER_API__BIND", format!("127.0.0.1:{}", args.antsdr_port))
+        .env("NDEFENDER_OUTPUT__JSONL_PATH", &rf_path)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .spawn()?;
+    wait_port(args.antsdr_port, &mut scan, "ndefender-antsdr-scan").await?;
+    let scan = Daemon {
+        name: "ndefender-antsdr-scan",
+        child: scan,
+    };
+
     let mut agg = Command::new(sibling("ndefender-aggregator")?)
         .env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("NDEFENDER_STATE__DIR", dir.join("state/aggregator"))
         .env("NDEFENDER_REMOTEID__JSONL_PATH", &rid_path)
         .env("NDEFENDER_ANTSDR__JSONL_PATH", &rf_path)
+        .env(
+            "NDEFENDER_ANTSDR__BASE_URL",
+            format!("http://127.0.0.1:{}", args.antsdr_port),
+        )
         .env("NDEFENDER_TAIL__START_POSITION", "beginning")
         .env("NDEFENDER_ESP32__PORT", &esp32_link)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
@@ -173,7 +193,12 @@ async fn run(args: Args) -> R {
         esp32_link.display(),
         esp32.device_path().unwrap_or_default().display()
     );
-    println!("  not yet running   system controller (:8002), AntSDR scanner (:8890)");
+    println!(
+        "  AntSDR scanner    http://127.0.0.1:{}/api/v1/sweep/state  ws://127.0.0.1:{}/api/v1/events  (synthetic scene)",
+        args.antsdr_port, args.antsdr_port
+    );
+    println!("  RF feed           {}", rf_path.display());
+    println!("  not yet running   system controller (:8002)");
     println!();
 
     let summary = tokio::spawn(live_summary(port, stop_rx.clone()));
@@ -194,7 +219,11 @@ async fn run(args: Args) -> R {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), sim).await;
     summary.abort();
-    tokio::task::spawn_blocking(move || agg.stop()).await?;
+    tokio::task::spawn_blocking(move || {
+        agg.stop();
+        scan.stop();
+    })
+    .await?;
     esp32.shutdown().await?;
     eprintln!("  ESP32 emulator stopped");
     Ok(())
@@ -218,8 +247,11 @@ async fn live_summary(port: u16, mut stop: tokio::sync::watch::Receiver<bool>) {
                 m = ws.next() => m,
                 _ = stop.changed() => return,
             };
-            let Some(Ok(Message::Text(t))) = msg else {
-                break;
+            let t = match msg {
+                Some(Ok(Message::Text(t))) => t,
+                // Pings are answered by the library; only a close or an error ends the stream.
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => continue,
             };
             events += 1;
             let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str()) else {
