@@ -188,9 +188,14 @@ impl Default for ServicesConfig {
             ]
             .map(String::from)
             .to_vec(),
-            allow_restart: ["ndefender-aggregator", "ndefender-antsdr-scan", "ndefender-remoteid-engine", "gpsd"]
-                .map(String::from)
-                .to_vec(),
+            allow_restart: [
+                "ndefender-aggregator",
+                "ndefender-antsdr-scan",
+                "ndefender-remoteid-engine",
+                "gpsd",
+            ]
+            .map(String::from)
+            .to_vec(),
             resync_s: 10,
             restart_timeout_s: 90,
         }
@@ -335,7 +340,16 @@ impl Default for AudioConfig {
 /// `name` → `name.service` unless it already has a unit suffix (system-controller §3.2).
 pub fn unit_name(name: &str) -> String {
     const SUFFIXES: [&str; 11] = [
-        ".service", ".socket", ".target", ".timer", ".mount", ".path", ".device", ".swap", ".slice", ".scope",
+        ".service",
+        ".socket",
+        ".target",
+        ".timer",
+        ".mount",
+        ".path",
+        ".device",
+        ".swap",
+        ".slice",
+        ".scope",
         ".automount",
     ];
     if SUFFIXES.iter().any(|s| name.ends_with(s)) {
@@ -367,7 +381,8 @@ impl Validate for ControllerConfig {
         if self.server.client_queue == 0 {
             return err("server.client_queue", "must be at least 1");
         }
-        if !(self.server.ping_interval_s > 0.0) || !(self.server.send_timeout_s > 0.0) {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.server.ping_interval_s) || !positive(self.server.send_timeout_s) {
             return err("server.ping_interval_s", "intervals must be positive");
         }
         for (k, v) in [
@@ -409,7 +424,10 @@ impl Validate for ControllerConfig {
         if self.gps.gpsd.is_empty() {
             return err("gps.gpsd", "expected host:port");
         }
-        for (k, list) in [("services.watch", &self.services.watch), ("services.allow_restart", &self.services.allow_restart)] {
+        for (k, list) in [
+            ("services.watch", &self.services.watch),
+            ("services.allow_restart", &self.services.allow_restart),
+        ] {
             if let Some(bad) = list.iter().find(|n| !crate::gates::valid_unit_name(n)) {
                 return Err((k.to_owned(), format!("invalid unit name {bad:?}")));
             }

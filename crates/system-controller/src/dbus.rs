@@ -141,7 +141,7 @@ impl Bus {
 /// Probes fed by the bus: they all show `dbus_unavailable` while it is down.
 const DBUS_PROBES: [Probe; 4] = [Probe::Services, Probe::Network, Probe::Bluetooth, Probe::Power];
 
-/// Starts the supervisor; `on_bus_down` says which sections depend on the bus.
+/// Starts the supervisor; it runs until `stop` resolves.
 pub fn start(ctl: Controller, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Bus {
     let (tx, rx) = watch::channel(None);
     let kicks: HashMap<&'static str, Arc<Notify>> = WATCHED.iter().map(|n| (*n, Arc::new(Notify::new()))).collect();

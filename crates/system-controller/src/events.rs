@@ -79,9 +79,7 @@ fn differs(old: &Value, new: &Value, band: Option<f64>) -> bool {
             }
             false
         }
-        (Value::Array(a), Value::Array(b)) => {
-            a.len() != b.len() || a.iter().zip(b).any(|(x, y)| differs(x, y, band))
-        }
+        (Value::Array(a), Value::Array(b)) => a.len() != b.len() || a.iter().zip(b).any(|(x, y)| differs(x, y, band)),
         (Value::Number(x), Value::Number(y)) => match (band, x.as_f64(), y.as_f64()) {
             (Some(d), Some(x), Some(y)) => (x - y).abs() >= d - 1e-9,
             _ => x != y,

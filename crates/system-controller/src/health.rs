@@ -147,7 +147,9 @@ mod tests {
         assert!(!t.fail(3));
         assert!(t.fail(3));
         // too close to the previous transition: counted only
-        assert!(t.settle(Health::Offline, "x", now + Duration::from_secs(1), gap).is_none());
+        assert!(t
+            .settle(Health::Offline, "x", now + Duration::from_secs(1), gap)
+            .is_none());
         assert_eq!(t.suppressed, 1);
         t.succeed();
         let tr = t.settle(Health::Ok, "recovered", now + Duration::from_secs(11), gap);

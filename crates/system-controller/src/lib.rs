@@ -158,10 +158,7 @@ pub async fn run_with(
         started: Instant::now(),
         metrics: Mutex::new(Default::default()),
     });
-    let ws = hub
-        .ws_route()
-        .layer(axum::middleware::from_fn(api::keep_hub_error_codes));
-    let app = api::router(api).route(WS_PATH, ws);
+    let app = api::router(api).route(WS_PATH, hub.ws_route());
     let conv = Conventions::new(
         ErrorStyle::Detail,
         &cfg.server.api_key,
@@ -178,7 +175,11 @@ pub async fn run_with(
     lifecycle::spawn_watchdog(
         move || {
             let c = alive_ctl.clone();
-            async move { tokio::task::spawn_blocking(move || c.read(|_| true)).await.unwrap_or(false) }
+            async move {
+                tokio::task::spawn_blocking(move || c.read(|_| true))
+                    .await
+                    .unwrap_or(false)
+            }
         },
         move || {
             let clients = status_ctl.hub().map(|h| h.client_count()).unwrap_or(0);

@@ -468,7 +468,12 @@ impl Controller {
 
     /// Probe names whose name is configured as a watched unit (for restart gating).
     pub fn is_watched(&self, unit: &str) -> bool {
-        self.inner.cfg.services.watch.iter().any(|w| unit_name(w) == unit_name(unit))
+        self.inner
+            .cfg
+            .services
+            .watch
+            .iter()
+            .any(|w| unit_name(w) == unit_name(unit))
     }
 }
 

@@ -22,6 +22,9 @@ struct Args {
     /// Aggregator port.
     #[arg(long, default_value_t = 8001)]
     aggregator_port: u16,
+    /// System controller port.
+    #[arg(long, default_value_t = 8002)]
+    controller_port: u16,
     /// AntSDR scanner port.
     #[arg(long, default_value_t = 8890)]
     antsdr_port: u16,
@@ -148,6 +151,19 @@ async fn run(args: Args) -> R {
         child: scan,
     };
 
+    // The board itself: real procfs stats of this machine; D-Bus sections degrade when no
+    // system bus is reachable, GPS when no gpsd runs.
+    let mut ctl = Command::new(sibling("ndefender-system-controller")?)
+        .env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{}", args.controller_port))
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .spawn()?;
+    wait_port(args.controller_port, &mut ctl, "ndefender-system-controller").await?;
+    let ctl = Daemon {
+        name: "ndefender-system-controller",
+        child: ctl,
+    };
+
     let mut agg = Command::new(sibling("ndefender-aggregator")?)
         .env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("NDEFENDER_STATE__DIR", dir.join("state/aggregator"))
@@ -156,6 +172,10 @@ async fn run(args: Args) -> R {
         .env(
             "NDEFENDER_ANTSDR__BASE_URL",
             format!("http://127.0.0.1:{}", args.antsdr_port),
+        )
+        .env(
+            "NDEFENDER_SYSTEM_CONTROLLER__BASE_URL",
+            format!("http://127.0.0.1:{}", args.controller_port),
         )
         .env("NDEFENDER_TAIL__START_POSITION", "beginning")
         .env("NDEFENDER_ESP32__PORT", &esp32_link)
@@ -198,7 +218,10 @@ async fn run(args: Args) -> R {
         args.antsdr_port, args.antsdr_port
     );
     println!("  RF feed           {}", rf_path.display());
-    println!("  not yet running   system controller (:8002)");
+    println!(
+        "  system controller http://127.0.0.1:{}/api/v1/status  ws://127.0.0.1:{}/api/v1/ws",
+        args.controller_port, args.controller_port
+    );
     println!();
 
     let summary = tokio::spawn(live_summary(port, stop_rx.clone()));
@@ -222,6 +245,7 @@ async fn run(args: Args) -> R {
     tokio::task::spawn_blocking(move || {
         agg.stop();
         scan.stop();
+        ctl.stop();
     })
     .await?;
     esp32.shutdown().await?;
@@ -270,7 +294,7 @@ async fn live_summary(port: u16, mut stop: tokio::sync::watch::Receiver<bool>) {
                     })
                     .unwrap_or_default();
                 println!(
-                    "[{}] contacts: remoteid={} rf={} fpv={} | remote_id={} rf={} esp32={} vrx=[{}] | overall_ok={} | {} events",
+                    "[{}] contacts: remoteid={} rf={} fpv={} | remote_id={} rf={} esp32={} vrx=[{}] | system={} cpu={}% | overall_ok={} | {} events",
                     chrono_like(d["timestamp_ms"].as_u64().unwrap_or(0)),
                     count("REMOTE_ID"),
                     count("RF"),
@@ -279,6 +303,8 @@ async fn live_summary(port: u16, mut stop: tokio::sync::watch::Receiver<bool>) {
                     d["rf"]["status"].as_str().unwrap_or("?"),
                     if d["esp32"]["connected"] == true { "connected" } else { "down" },
                     rssi.join(" "),
+                    d["system"]["status"].as_str().unwrap_or("?"),
+                    d["system"]["cpu"]["usage_percent"].as_f64().map(|c| format!("{c:.0}")).unwrap_or_else(|| "?".into()),
                     d["overall_ok"],
                     events
                 );

@@ -6,7 +6,9 @@ use super::{dbus_error, Api, S};
 use crate::config::unit_name;
 use crate::dbus::DbusFail;
 use crate::gates::ratelimit::Class;
-use crate::gates::{confirm_required, conflict, forbidden, valid_bt_addr, valid_unit_name, valid_wifi_password, Payload};
+use crate::gates::{
+    confirm_required, conflict, forbidden, valid_bt_addr, valid_unit_name, valid_wifi_password, Payload,
+};
 use crate::probes::audio::Tone;
 use crate::probes::logind::{self, PowerAction};
 use crate::probes::{bluetooth, network, systemd};
@@ -71,26 +73,26 @@ impl Cmd {
         e.into_response()
     }
 
-    fn parse(&self, body: &Bytes) -> Result<CommandRequest, Response> {
-        CommandRequest::parse(body).map_err(|e| self.refuse(ApiError::bad_request(e.code())))
+    fn parse(&self, body: &Bytes) -> Early<CommandRequest> {
+        CommandRequest::parse(body).map_err(|e| Box::new(self.refuse(ApiError::bad_request(e.code()))))
     }
 
     /// Steps 7–8: cooldown and rate limit. A 429 is counted, never acked.
-    fn admit(&self, class: Class, cooldown: Option<(&str, Duration)>) -> Result<(), Response> {
+    fn admit(&self, class: Class, cooldown: Option<(&str, Duration)>) -> Early<()> {
         let now = self.api.ctl.clock().monotonic();
         self.api.limiter.admit(class, self.client, cooldown, now).map_err(|r| {
             self.api
                 .count(format!("rate_limited_total{{class=\"{}\"}}", class.name()));
             self.count("rate_limited");
-            ApiError::too_many("rate_limited", r.0).into_response()
+            Box::new(ApiError::too_many("rate_limited", r.0).into_response())
         })
     }
 
-    fn conn(&self, backend: &'static str) -> Result<Connection, Response> {
+    fn conn(&self, backend: &'static str) -> Early<Connection> {
         self.api
             .bus
             .current()
-            .ok_or_else(|| self.refuse(dbus_error(&DbusFail::NoBus, backend)))
+            .ok_or_else(|| Box::new(self.refuse(dbus_error(&DbusFail::NoBus, backend))))
     }
 
     fn result(&self) -> Response {
@@ -113,11 +115,15 @@ impl Cmd {
     }
 
     /// Claims an asynchronous target (§6.3 "one at a time").
-    fn claim(&self, target: String) -> Result<Claim, Response> {
-        let mut set = self.api.in_progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn claim(&self, target: String) -> Early<Claim> {
+        let mut set = self
+            .api
+            .in_progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !set.insert(target.clone()) {
             drop(set);
-            return Err(self.refuse(conflict("command_in_progress")));
+            return Err(Box::new(self.refuse(conflict("command_in_progress"))));
         }
         Ok(Claim {
             api: self.api.clone(),
@@ -163,11 +169,14 @@ impl Drop for Claim {
     }
 }
 
+/// A gate that already answered: the response to return (boxed, it is large).
+type Early<T> = Result<T, Box<Response>>;
+
 macro_rules! tri {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(r) => return r,
+            Err(r) => return *r,
         }
     };
 }
@@ -527,7 +536,9 @@ pub async fn audio_beep(State(api): S, ConnectInfo(peer): Peer, headers: HeaderM
     let parsed = (|| {
         Ok::<_, ApiError>(Tone {
             freq_hz: p.opt_int("freq_hz", 100, 8000)?.map_or(a.beep_freq_hz, |v| v as u32),
-            duration_ms: p.opt_int("duration_ms", 20, 2000)?.map_or(a.beep_duration_ms, |v| v as u32),
+            duration_ms: p
+                .opt_int("duration_ms", 20, 2000)?
+                .map_or(a.beep_duration_ms, |v| v as u32),
             count: p.opt_int("count", 1, 5)?.map_or(a.beep_count, |v| v as u32),
             gap_ms: p.opt_int("gap_ms", 50, 1000)?.map_or(a.beep_gap_ms, |v| v as u32),
             level: a.beep_level,
@@ -578,7 +589,12 @@ async fn power_action(api: Arc<Api>, c: Cmd, body: Bytes, action: PowerAction) -
         tokio::time::sleep(delay).await;
         if let Err(e) = logind::execute(&conn, action, t).await {
             tracing::error!(error = ?e, "power action failed");
-            ctl.log(LogLevel::Error, "power", "power_action_failed", format!("system {what} failed"));
+            ctl.log(
+                LogLevel::Error,
+                "power",
+                "power_action_failed",
+                format!("system {what} failed"),
+            );
         }
     });
     resp

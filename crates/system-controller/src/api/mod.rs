@@ -64,7 +64,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/network", get(|s: S| section(s, |st| to_v(&st.network))))
         .route("/api/v1/gps", get(|s: S| section(s, |st| to_v(&st.gps))))
         .route("/api/v1/audio", get(|s: S| section(s, |st| to_v(&st.audio))))
-        .route("/api/v1/network/wifi/state", get(|s: S| section(s, |st| to_v(&st.network.wifi))))
+        .route(
+            "/api/v1/network/wifi/state",
+            get(|s: S| section(s, |st| to_v(&st.network.wifi))),
+        )
         .route(
             "/api/v1/network/bluetooth/state",
             get(|s: S| section(s, |st| to_v(&st.network.bluetooth))),
@@ -151,38 +154,6 @@ async fn bt_devices(State(api): S) -> Response {
         }),
         Err(DbusFail::NoBus) => ApiError::new(StatusCode::BAD_GATEWAY, "bluez_unavailable").into_response(),
         Err(e) => dbus_error(&e, "bluez").into_response(),
-    }
-}
-
-/// The hub answers its pre-upgrade rejections with the right JSON body, but the
-/// conventions layer re-derives the code of any error it did not build itself
-/// (a 429 would become `rate_limited`). Re-issuing the hub's code as an
-/// [`ApiError`] keeps `client_limit_reached`, `origin_not_allowed`, `invalid_query`.
-pub async fn keep_hub_error_codes(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let resp = next.run(req).await;
-    let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return resp;
-    }
-    let retry = resp
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<u64>().ok());
-    let (parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
-        return ApiError::new(status, "internal_error").into_response();
-    };
-    let code = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned));
-    match code {
-        Some(code) => {
-            let mut e = ApiError::new(status, code);
-            e.retry_after_s = retry;
-            e.into_response()
-        }
-        None => Response::from_parts(parts, axum::body::Body::from(bytes)),
     }
 }
 

@@ -19,7 +19,10 @@ pub fn valid_unit_name(name: &str) -> bool {
 /// `XX:XX:XX:XX:XX:XX`, hex digits of either case.
 pub fn valid_bt_addr(addr: &str) -> bool {
     let parts: Vec<&str> = addr.split(':').collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// A typed view of a command payload: every getter rejects a wrong type with
@@ -110,7 +113,10 @@ mod tests {
         assert!(p.req_int("t", 0, 100).is_err());
         assert!(p.req_int("big", 0, 100).is_err());
         assert_eq!(p.req_int("ok", 0, 100).ok(), Some(40));
-        assert_eq!(p.req_int("v", 0, 100).err().and_then(|e| e.field), Some("v".to_string()));
+        assert_eq!(
+            p.req_int("v", 0, 100).err().and_then(|e| e.field),
+            Some("v".to_string())
+        );
     }
 
     #[test]

@@ -83,12 +83,17 @@ impl RateLimiter {
         }
         let limit = self.limits.per_minute.get(&class).copied().unwrap_or(u32::MAX) as usize;
         let window = book.windows.entry((class, client)).or_default();
-        while window.front().is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW) {
+        while window
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW)
+        {
             window.pop_front();
         }
         if window.len() >= limit {
             let oldest = window.front().copied().unwrap_or(now);
-            return Err(RetryAfter(ceil_secs(WINDOW.saturating_sub(now.saturating_duration_since(oldest)))));
+            return Err(RetryAfter(ceil_secs(
+                WINDOW.saturating_sub(now.saturating_duration_since(oldest)),
+            )));
         }
         window.push_back(now);
         if let Some((key, _)) = cooldown {
@@ -132,7 +137,12 @@ mod tests {
         let cd = Duration::from_secs(10);
         assert!(l.admit(Class::Service, a, Some(("gpsd.service", cd)), t0).is_ok());
         assert_eq!(
-            l.admit(Class::Service, a, Some(("gpsd.service", cd)), t0 + Duration::from_millis(2500)),
+            l.admit(
+                Class::Service,
+                a,
+                Some(("gpsd.service", cd)),
+                t0 + Duration::from_millis(2500)
+            ),
             Err(RetryAfter(8))
         );
         assert!(l.admit(Class::Service, a, Some(("other.service", cd)), t0).is_ok());

@@ -42,7 +42,9 @@ pub struct Tone {
 
 impl Tone {
     pub fn total(&self) -> Duration {
-        Duration::from_millis(u64::from(self.duration_ms * self.count + self.gap_ms * self.count.saturating_sub(1)))
+        Duration::from_millis(u64::from(
+            self.duration_ms * self.count + self.gap_ms * self.count.saturating_sub(1),
+        ))
     }
 
     /// Sample `i` at `rate`: sine bursts with 5 ms fades, silence in the gaps.
@@ -156,7 +158,9 @@ impl Audio {
             return Ok(true);
         }
         let out = self.tone.clone();
-        let present = tokio::task::spawn_blocking(move || out.present()).await.unwrap_or(false);
+        let present = tokio::task::spawn_blocking(move || out.present())
+            .await
+            .unwrap_or(false);
         self.set_device(present);
         if !present {
             return Err("no_output_device");
@@ -226,10 +230,13 @@ pub fn start(ctl: Controller, factory: MixerFactory, tone: Arc<dyn ToneOutput>) 
     tokio::spawn(async move {
         loop {
             let out = a.tone.clone();
-            let present = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || out.present()))
-                .await
-                .map(|r| r.unwrap_or(false))
-                .unwrap_or(false);
+            let present = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::task::spawn_blocking(move || out.present()),
+            )
+            .await
+            .map(|r| r.unwrap_or(false))
+            .unwrap_or(false);
             a.set_device(present);
             tokio::time::sleep(Duration::from_secs(60)).await;
         }
@@ -253,7 +260,9 @@ impl MixerCtl {
             (None, None) => (raw, false),
         };
         let pct = if max > min {
-            (((raw - min) as f64) * 100.0 / (max - min) as f64).round().clamp(0.0, 100.0) as u8
+            (((raw - min) as f64) * 100.0 / (max - min) as f64)
+                .round()
+                .clamp(0.0, 100.0) as u8
         } else {
             0
         };
@@ -404,7 +413,9 @@ impl AlsaMixer {
     }
 
     fn selem(&self) -> Result<alsa::mixer::Selem<'_>, String> {
-        self.mixer.find_selem(&self.id).ok_or_else(|| "control vanished".to_owned())
+        self.mixer
+            .find_selem(&self.id)
+            .ok_or_else(|| "control vanished".to_owned())
     }
 }
 

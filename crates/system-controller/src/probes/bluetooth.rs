@@ -69,7 +69,9 @@ pub async fn read(ctl: &Controller, conn: &Connection) -> Result<Option<AdapterV
             continue;
         }
         let Some(props) = ifs.get_mut(IF_DEVICE) else { continue };
-        let Some(addr) = take::<String>(props, "Address") else { continue };
+        let Some(addr) = take::<String>(props, "Address") else {
+            continue;
+        };
         devices.push(Dev {
             path: p.clone(),
             addr,
@@ -160,7 +162,13 @@ pub fn spawn(ctl: Controller, bus: Bus, agent: Agent) {
         BLUEZ,
         resync,
         |conn| async move {
-            let props = signal_stream(&conn, "/org/bluez", "org.freedesktop.DBus.Properties", Some("PropertiesChanged")).await?;
+            let props = signal_stream(
+                &conn,
+                "/org/bluez",
+                "org.freedesktop.DBus.Properties",
+                Some("PropertiesChanged"),
+            )
+            .await?;
             let om = signal_stream(&conn, "/", "org.freedesktop.DBus.ObjectManager", None).await?;
             Ok(vec![props, om])
         },
@@ -172,12 +180,24 @@ pub fn spawn(ctl: Controller, bus: Bus, agent: Agent) {
     ));
 }
 
-async fn session(ctl: Controller, bus: Bus, agent: Agent, conn: Connection, mut streams: Streams) -> (SessionEnd, Streams) {
+async fn session(
+    ctl: Controller,
+    bus: Bus,
+    agent: Agent,
+    conn: Connection,
+    mut streams: Streams,
+) -> (SessionEnd, Streams) {
     let r = watch(&ctl, &bus, &agent, &conn, &mut streams).await;
     end(r, streams)
 }
 
-async fn watch(ctl: &Controller, bus: &Bus, agent: &Agent, conn: &Connection, streams: &mut Streams) -> Result<(), SessionEnd> {
+async fn watch(
+    ctl: &Controller,
+    bus: &Bus,
+    agent: &Agent,
+    conn: &Connection,
+    streams: &mut Streams,
+) -> Result<(), SessionEnd> {
     let kick = bus.kick(BLUEZ);
     let mut resync = resync_interval(Duration::from_secs(10));
     let mut registered = false;
@@ -200,13 +220,19 @@ async fn watch(ctl: &Controller, bus: &Bus, agent: &Agent, conn: &Connection, st
 // ---- commands ----------------------------------------------------------------
 
 pub async fn adapter(ctl: &Controller, conn: &Connection) -> Result<AdapterView, DbusFail> {
-    read(ctl, conn).await?.ok_or_else(|| DbusFail::Failed("no_bluetooth_adapter".into()))
+    read(ctl, conn)
+        .await?
+        .ok_or_else(|| DbusFail::Failed("no_bluetooth_adapter".into()))
 }
 
 pub async fn set_powered(ctl: &Controller, conn: &Connection, on: bool) -> Result<(), DbusFail> {
     let a = adapter(ctl, conn).await?;
     let p = proxy(conn, BLUEZ, a.path.as_str(), IF_ADAPTER).await?;
-    call(Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms), p.set_property("Powered", on)).await
+    call(
+        Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms),
+        p.set_property("Powered", on),
+    )
+    .await
 }
 
 /// Start or stop discovery; "already discovering" and "not discovering" are success.
@@ -223,7 +249,12 @@ pub async fn discovery(ctl: &Controller, conn: &Connection, start: bool) -> Resu
         let _ = call(d, p.call::<_, _, ()>("SetDiscoveryFilter", &(empty,))).await;
     }
     let method = if start { "StartDiscovery" } else { "StopDiscovery" };
-    match call(Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms), p.call::<_, _, ()>(method, &())).await {
+    match call(
+        Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms),
+        p.call::<_, _, ()>(method, &()),
+    )
+    .await
+    {
         Err(DbusFail::Failed(n)) if n.ends_with("InProgress") || n.ends_with("NotReady") && !start => Ok(()),
         Err(DbusFail::Failed(n)) if n.ends_with(".Failed") && !start => Ok(()),
         r => r,
@@ -246,11 +277,19 @@ pub async fn remove_device(ctl: &Controller, conn: &Connection, dev: &Dev) -> Re
 }
 
 /// Pair() then Trusted=true; the ack reason on failure (§3.4).
-pub async fn pair(ctl: &Controller, conn: &Connection, agent: &Agent, dev: &Dev, pin: Option<String>) -> Result<(), String> {
+pub async fn pair(
+    ctl: &Controller,
+    conn: &Connection,
+    agent: &Agent,
+    dev: &Dev,
+    pin: Option<String>,
+) -> Result<(), String> {
     agent.begin(dev.path.as_str(), pin);
     let limit = Duration::from_secs(ctl.cfg().bluetooth.pair_timeout_s);
     let r = async {
-        let p = proxy(conn, BLUEZ, dev.path.as_str(), IF_DEVICE).await.map_err(|_| "pair_failed".to_owned())?;
+        let p = proxy(conn, BLUEZ, dev.path.as_str(), IF_DEVICE)
+            .await
+            .map_err(|_| "pair_failed".to_owned())?;
         match tokio::time::timeout(limit, p.call::<_, _, ()>("Pair", &())).await {
             Err(_) => return Err("pair_timeout".to_owned()),
             Ok(Err(e)) => {
@@ -266,9 +305,12 @@ pub async fn pair(ctl: &Controller, conn: &Connection, agent: &Agent, dev: &Dev,
             }
             Ok(Ok(())) => {}
         }
-        call(Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms), p.set_property("Trusted", true))
-            .await
-            .map_err(|_| "pair_failed".to_owned())
+        call(
+            Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms),
+            p.set_property("Trusted", true),
+        )
+        .await
+        .map_err(|_| "pair_failed".to_owned())
     }
     .await;
     agent.end();
@@ -277,10 +319,13 @@ pub async fn pair(ctl: &Controller, conn: &Connection, agent: &Agent, dev: &Dev,
 
 // ---- agent -------------------------------------------------------------------
 
+/// The device path of the pairing in progress and its PIN.
+type Pending = Option<(String, Option<String>)>;
+
 /// The pairing in progress the agent may answer for, with its PIN.
 #[derive(Clone, Default)]
 pub struct Agent {
-    pending: Arc<Mutex<Option<(String, Option<String>)>>>,
+    pending: Arc<Mutex<Pending>>,
 }
 
 impl Agent {
@@ -316,7 +361,11 @@ impl Agent {
         let Ok(path) = OwnedObjectPath::try_from(AGENT_PATH) else {
             return false;
         };
-        let reg = call(d, mgr.call::<_, _, ()>("RegisterAgent", &(path.clone(), "KeyboardDisplay"))).await;
+        let reg = call(
+            d,
+            mgr.call::<_, _, ()>("RegisterAgent", &(path.clone(), "KeyboardDisplay")),
+        )
+        .await;
         match reg {
             Ok(()) => {}
             Err(DbusFail::Failed(n)) if n.ends_with("AlreadyExists") => {}

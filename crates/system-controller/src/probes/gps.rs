@@ -77,10 +77,7 @@ impl GpsTracker {
                 true
             }
             Some("DEVICES") => {
-                self.no_device = v
-                    .get("devices")
-                    .and_then(Value::as_array)
-                    .is_none_or(|a| a.is_empty());
+                self.no_device = v.get("devices").and_then(Value::as_array).is_none_or(|a| a.is_empty());
                 true
             }
             Some("VERSION") | Some("WATCH") | Some("ERROR") => true,
@@ -242,7 +239,13 @@ mod tests {
         assert_eq!(s.pdop, Some(1.7));
         assert_eq!(s.altitude_m, Some(408.2));
         assert_eq!(s.latitude, Some(47.3769));
-        assert_eq!(s.satellites, Some(Satellites { in_view: Some(3), in_use: Some(2) }));
+        assert_eq!(
+            s.satellites,
+            Some(Satellites {
+                in_view: Some(3),
+                in_use: Some(2)
+            })
+        );
         assert_eq!(s.age_ms, Some(200));
         assert_eq!(s.last_update_ms, Some(1000));
         assert_eq!(s.last_error, None);

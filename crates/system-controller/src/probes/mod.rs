@@ -116,10 +116,8 @@ pub async fn next_trigger(
         let r = sel.next().await;
         if r.is_some() {
             // Coalesce a burst of property changes into one read.
-            let _ = tokio::time::timeout(Duration::from_millis(30), async {
-                while sel.next().await.is_some() {}
-            })
-            .await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(30), async { while sel.next().await.is_some() {} }).await;
         }
         r
     };

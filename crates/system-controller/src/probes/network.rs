@@ -47,7 +47,13 @@ pub fn spawn(ctl: Controller, bus: Bus) {
         NM,
         resync,
         |conn| async move {
-            let s = signal_stream(&conn, MANAGER, "org.freedesktop.DBus.Properties", Some("PropertiesChanged")).await?;
+            let s = signal_stream(
+                &conn,
+                MANAGER,
+                "org.freedesktop.DBus.Properties",
+                Some("PropertiesChanged"),
+            )
+            .await?;
             Ok(vec![s])
         },
         move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),
@@ -129,7 +135,13 @@ fn ssid_text(b: &[u8]) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-async fn first_address(conn: &Connection, path: Option<OwnedObjectPath>, iface: &'static str, d: Duration, v6: bool) -> Result<Option<String>, DbusFail> {
+async fn first_address(
+    conn: &Connection,
+    path: Option<OwnedObjectPath>,
+    iface: &'static str,
+    d: Duration,
+    v6: bool,
+) -> Result<Option<String>, DbusFail> {
     let Some(path) = path.filter(|p| !is_root(p)) else {
         return Ok(None);
     };
@@ -141,11 +153,7 @@ async fn first_address(conn: &Connection, path: Option<OwnedObjectPath>, iface: 
         .filter_map(|mut m| m.remove("address").and_then(|v| String::try_from(v).ok()))
         .collect();
     if v6 {
-        Ok(addrs
-            .iter()
-            .find(|a| !is_link_local_v6(a))
-            .or(addrs.first())
-            .cloned())
+        Ok(addrs.iter().find(|a| !is_link_local_v6(a)).or(addrs.first()).cloned())
     } else {
         Ok(addrs.into_iter().next())
     }
@@ -179,10 +187,18 @@ pub async fn read(ctl: &Controller, conn: &Connection) -> Result<NetRead, DbusFa
             let wl = proxy(conn, NM, dev_path.as_str(), IF_WIRELESS).await?;
             wifi.connected = opt_prop::<u32>(&dev, "State", d).await?.map(|s| s == 100);
             wifi.ip = first_address(conn, opt_prop(&dev, "Ip4Config", d).await?, IF_IP4, d, false).await?;
-            if let Some(ap_path) = opt_prop::<OwnedObjectPath>(&wl, "ActiveAccessPoint", d).await?.filter(|p| !is_root(p)) {
+            if let Some(ap_path) = opt_prop::<OwnedObjectPath>(&wl, "ActiveAccessPoint", d)
+                .await?
+                .filter(|p| !is_root(p))
+            {
                 let ap = proxy(conn, NM, ap_path.as_str(), IF_AP).await?;
-                wifi.ssid = opt_prop::<Vec<u8>>(&ap, "Ssid", d).await?.as_deref().and_then(ssid_text);
-                wifi.bssid = opt_prop::<String>(&ap, "HwAddress", d).await?.map(|s| s.to_ascii_lowercase());
+                wifi.ssid = opt_prop::<Vec<u8>>(&ap, "Ssid", d)
+                    .await?
+                    .as_deref()
+                    .and_then(ssid_text);
+                wifi.bssid = opt_prop::<String>(&ap, "HwAddress", d)
+                    .await?
+                    .map(|s| s.to_ascii_lowercase());
                 if let Some(s) = opt_prop::<u8>(&ap, "Strength", d).await? {
                     wifi.link_quality = Some(s as i64);
                     wifi.rssi_dbm = Some(rssi_from_strength(s));
@@ -214,7 +230,11 @@ pub async fn read(ctl: &Controller, conn: &Connection) -> Result<NetRead, DbusFa
         ip_v4 = first_address(conn, opt_prop(&ac, "Ip4Config", d).await?, IF_IP4, d, false).await?;
         ip_v6 = first_address(conn, opt_prop(&ac, "Ip6Config", d).await?, IF_IP6, d, true).await?;
     }
-    let ssid = if wifi.connected == Some(true) { wifi.ssid.clone() } else { None };
+    let ssid = if wifi.connected == Some(true) {
+        wifi.ssid.clone()
+    } else {
+        None
+    };
     Ok(NetRead {
         wifi,
         connected,
@@ -248,9 +268,7 @@ pub fn ifaddrs_summary() -> (bool, Option<String>, Option<String>) {
         chosen = Some(a.interface_name.clone());
         match ip {
             IpAddr::V4(x) if v4.is_none() => v4 = Some(x.to_string()),
-            IpAddr::V6(x) if v6.is_none() || v6.as_deref().is_some_and(is_link_local_v6) => {
-                v6 = Some(x.to_string())
-            }
+            IpAddr::V6(x) if v6.is_none() || v6.as_deref().is_some_and(is_link_local_v6) => v6 = Some(x.to_string()),
             _ => {}
         }
     }
@@ -356,15 +374,16 @@ pub async fn scan(ctl: &Controller, conn: &Connection, known: &SharedKnown) -> R
     if stale {
         let opts: HashMap<String, OwnedVariant> = HashMap::new();
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let req = call(left.min(Duration::from_secs(5)), wl.call::<_, _, ()>("RequestScan", &(opts,))).await;
+        let req = call(
+            left.min(Duration::from_secs(5)),
+            wl.call::<_, _, ()>("RequestScan", &(opts,)),
+        )
+        .await;
         if req.is_ok() {
             while tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let now: Option<i64> = match call(left.min(d), wl.get_property::<i64>("LastScan")).await {
-                    Ok(v) => Some(v),
-                    Err(_) => None,
-                };
+                let now: Option<i64> = call(left.min(d), wl.get_property::<i64>("LastScan")).await.ok();
                 if now.is_some() && now != last {
                     break;
                 }
@@ -383,7 +402,9 @@ pub async fn scan(ctl: &Controller, conn: &Connection, known: &SharedKnown) -> R
         let flags: u32 = opt_prop(&ap, "Flags", d).await?.unwrap_or(0);
         let wpa: u32 = opt_prop(&ap, "WpaFlags", d).await?.unwrap_or(0);
         let rsn: u32 = opt_prop(&ap, "RsnFlags", d).await?.unwrap_or(0);
-        let bssid = opt_prop::<String>(&ap, "HwAddress", d).await?.map(|b| b.to_ascii_lowercase());
+        let bssid = opt_prop::<String>(&ap, "HwAddress", d)
+            .await?
+            .map(|b| b.to_ascii_lowercase());
         let n = WifiNetwork {
             ssid: ssid_text(&ssid_raw),
             bssid: bssid.clone(),
@@ -403,7 +424,7 @@ pub async fn scan(ctl: &Controller, conn: &Connection, known: &SharedKnown) -> R
         }
     }
     let mut all: Vec<(u8, WifiNetwork)> = by_bssid.into_values().chain(anon).collect();
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|n| std::cmp::Reverse(n.0));
     Ok(all.into_iter().take(100).map(|(_, n)| n).collect())
 }
 
@@ -458,7 +479,11 @@ pub async fn connect(ctl: &Controller, conn: &Connection, req: ConnectRequest) -
             }
             call(d, c.call::<_, _, ()>("Update", &(settings,))).await?;
         }
-        return call(Duration::from_secs(5), mgr.call("ActivateConnection", &(profile, dev, root))).await;
+        return call(
+            Duration::from_secs(5),
+            mgr.call("ActivateConnection", &(profile, dev, root)),
+        )
+        .await;
     }
     let sae = ap_advertises_sae(ctl, conn, &dev, req.ssid.as_bytes()).await;
     let mut settings: HashMap<&str, HashMap<&str, OwnedVariant>> = HashMap::new();
@@ -485,8 +510,11 @@ pub async fn connect(ctl: &Controller, conn: &Connection, req: ConnectRequest) -
             ]),
         );
     }
-    let (_, active): (OwnedObjectPath, OwnedObjectPath) =
-        call(Duration::from_secs(5), mgr.call("AddAndActivateConnection", &(settings, dev, root))).await?;
+    let (_, active): (OwnedObjectPath, OwnedObjectPath) = call(
+        Duration::from_secs(5),
+        mgr.call("AddAndActivateConnection", &(settings, dev, root)),
+    )
+    .await?;
     Ok(active)
 }
 
@@ -503,7 +531,9 @@ async fn ap_advertises_sae(ctl: &Controller, conn: &Connection, dev: &OwnedObjec
         return false;
     };
     for p in aps {
-        let Ok(ap) = proxy(conn, NM, p.as_str(), IF_AP).await else { continue };
+        let Ok(ap) = proxy(conn, NM, p.as_str(), IF_AP).await else {
+            continue;
+        };
         if call(d, ap.get_property::<Vec<u8>>("Ssid")).await.ok().as_deref() == Some(ssid) {
             let rsn = call(d, ap.get_property::<u32>("RsnFlags")).await.unwrap_or(0);
             return rsn & 0x400 != 0;
@@ -533,7 +563,12 @@ pub async fn follow_activation(conn: &Connection, active: &OwnedObjectPath, limi
                     2 => return Ok(()),
                     4 => {
                         // NO_SECRETS (9) and LOGIN_FAILED (10): wrong or missing password.
-                        return Err(if matches!(reason, 9 | 10) { "auth_failed" } else { "activation_failed" }.into());
+                        return Err(if matches!(reason, 9 | 10) {
+                            "auth_failed"
+                        } else {
+                            "activation_failed"
+                        }
+                        .into());
                     }
                     _ => {}
                 }

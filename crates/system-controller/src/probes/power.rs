@@ -144,7 +144,9 @@ struct BatteryWarnings {
 impl BatteryWarnings {
     fn check(&mut self, ctl: &Controller, t: &UpsTelemetry) {
         let cfg = &ctl.cfg().power;
-        let (Some(soc), Some(state)) = (t.soc_percent, t.state) else { return };
+        let (Some(soc), Some(state)) = (t.soc_percent, t.state) else {
+            return;
+        };
         let band = if state != UpsState::Discharging {
             0
         } else if soc < cfg.critical_soc_percent {
@@ -174,8 +176,13 @@ fn spawn_upower(ctl: Controller, bus: Bus) {
         UPOWER,
         Duration::from_secs(10),
         |conn| async move {
-            let s = signal_stream(&conn, "/org/freedesktop/UPower", "org.freedesktop.DBus.Properties", Some("PropertiesChanged"))
-                .await?;
+            let s = signal_stream(
+                &conn,
+                "/org/freedesktop/UPower",
+                "org.freedesktop.DBus.Properties",
+                Some("PropertiesChanged"),
+            )
+            .await?;
             Ok(vec![s])
         },
         move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),

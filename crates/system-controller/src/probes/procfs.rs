@@ -147,7 +147,9 @@ fn disk_usage(path: &Path) -> Option<DiskUsage> {
 /// Build information reported as `version`.
 pub fn version_info() -> VersionInfo {
     let build_ts = option_env!("NDEFENDER_BUILD_TS").and_then(|s| s.parse().ok());
-    let git_sha = option_env!("NDEFENDER_GIT_SHA").filter(|s| !s.is_empty()).map(str::to_owned);
+    let git_sha = option_env!("NDEFENDER_GIT_SHA")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
     VersionInfo {
         app: Some("ndefender-system-controller".into()),
         git_sha,
@@ -328,7 +330,10 @@ mod tests {
         assert_eq!(parse_throttled("throttled=0x50005\n"), Some(0x50005));
         assert_eq!(parse_throttled("50005\n"), Some(0x50005));
         assert_eq!(parse_throttled("0x0"), Some(0));
-        assert_eq!(parse_stat("cpu  10 0 10 70 10 0 0 0 0 0\ncpu0 1 2 3 4\n"), Some((100, 80)));
+        assert_eq!(
+            parse_stat("cpu  10 0 10 70 10 0 0 0 0 0\ncpu0 1 2 3 4\n"),
+            Some((100, 80))
+        );
         assert_eq!(cpu_usage((100, 80), (200, 150)), Some(30.0));
         assert_eq!(cpu_usage((100, 80), (100, 80)), None);
         assert_eq!(
@@ -341,7 +346,14 @@ mod tests {
     fn first_sample_has_no_usage_second_has_the_fixture_delta() -> Result<(), Box<dyn std::error::Error>> {
         let src = fixtures();
         let dir = tempfile::tempdir()?;
-        for f in ["uptime", "loadavg", "meminfo", "thermal_temp", "throttled_50005", "throttled_0"] {
+        for f in [
+            "uptime",
+            "loadavg",
+            "meminfo",
+            "thermal_temp",
+            "throttled_50005",
+            "throttled_0",
+        ] {
             std::fs::copy(src.join(f), dir.path().join(f))?;
         }
         std::fs::copy(src.join("stat.1"), dir.path().join("stat"))?;

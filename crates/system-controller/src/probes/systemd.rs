@@ -25,7 +25,13 @@ pub fn spawn(ctl: Controller, bus: Bus) {
         SYSTEMD,
         resync,
         |conn| async move {
-            let s = signal_stream(&conn, UNIT_PATHS, "org.freedesktop.DBus.Properties", Some("PropertiesChanged")).await?;
+            let s = signal_stream(
+                &conn,
+                UNIT_PATHS,
+                "org.freedesktop.DBus.Properties",
+                Some("PropertiesChanged"),
+            )
+            .await?;
             Ok(vec![s])
         },
         move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),
@@ -129,7 +135,10 @@ async fn read_unit(
     };
     let since_ms = since_us / 1000;
     let last_error = if active == "failed" {
-        Some(format!("failed_{}", result.as_deref().unwrap_or("unknown").replace('-', "_")))
+        Some(format!(
+            "failed_{}",
+            result.as_deref().unwrap_or("unknown").replace('-', "_")
+        ))
     } else {
         None
     };
@@ -157,7 +166,11 @@ pub async fn restart(conn: &Connection, unit: &str, t: Duration) -> Result<Resta
     let mgr = manager(conn).await?;
     let stream = call(t, mgr.receive_job_removed_with_args(&[(2, unit)])).await?;
     let _ = call(t, mgr.subscribe()).await;
-    let job = call(Duration::from_secs(5), mgr.restart_unit(unit.to_owned(), "replace".to_owned())).await?;
+    let job = call(
+        Duration::from_secs(5),
+        mgr.restart_unit(unit.to_owned(), "replace".to_owned()),
+    )
+    .await?;
     Ok(RestartJob { stream, job })
 }
 

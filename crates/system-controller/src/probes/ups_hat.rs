@@ -161,7 +161,11 @@ pub fn decode(b: &RawBlocks, idle_ma: i64, critical_soc: i64) -> UpsTelemetry {
         input_vbus_v: Some(round(vbus_mv as f64 / 1000.0, 3)),
         input_power_w: Some(round(vbus_mw as f64 / 1000.0, 3)),
         soc_percent: Some(soc),
-        time_to_empty_s: if state == UpsState::Discharging { minutes(tte) } else { None },
+        time_to_empty_s: if state == UpsState::Discharging {
+            minutes(tte)
+        } else {
+            None
+        },
         time_to_full_s: if charging { minutes(ttf) } else { None },
         per_cell_v: Some(cells),
         state: Some(state),
@@ -187,8 +191,12 @@ impl SimUps {
         let mut s = SimUps::default();
         s.regs.insert(0x02, vec![0x20]);
         s.regs.insert(0x10, vec![0x88, 0x13, 0xD0, 0x07, 0x10, 0x27]);
-        s.regs.insert(0x20, vec![0xD0, 0x39, 0x24, 0xFA, 0x50, 0x00, 0xA0, 0x0F, 0x0C, 0x00, 0x00, 0x00]);
-        s.regs.insert(0x30, vec![0x74, 0x0E, 0x7E, 0x0E, 0x6A, 0x0E, 0x88, 0x0E]);
+        s.regs.insert(
+            0x20,
+            vec![0xD0, 0x39, 0x24, 0xFA, 0x50, 0x00, 0xA0, 0x0F, 0x0C, 0x00, 0x00, 0x00],
+        );
+        s.regs
+            .insert(0x30, vec![0x74, 0x0E, 0x7E, 0x0E, 0x6A, 0x0E, 0x88, 0x0E]);
         s
     }
 

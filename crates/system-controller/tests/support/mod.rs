@@ -1,0 +1,535 @@
+//! Test harness: the real controller binary, a private dbus-daemon with
+//! python-dbusmock services, WebSocket and REST clients that validate every
+//! frame and body against the contract schemas.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use ndefender_contract::schema::{no_nulls_or_empty_objects, Schemas};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+pub type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+pub const S5: Duration = Duration::from_secs(5);
+pub const S10: Duration = Duration::from_secs(10);
+
+pub fn schemas() -> &'static Schemas {
+    static S: OnceLock<Schemas> = OnceLock::new();
+    S.get_or_init(|| match Schemas::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("schemas: {e}");
+            std::process::abort()
+        }
+    })
+}
+
+pub fn free_port() -> R<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// True (after printing the SKIPPED line) when `tool` is not installed.
+pub fn missing(tool: &str) -> bool {
+    let found = match tool {
+        "python3-dbusmock" => Command::new("/usr/bin/python3")
+            .args(["-c", "import dbusmock"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+        t => Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+    };
+    if !found {
+        println!("SKIPPED: {tool} missing");
+    }
+    !found
+}
+
+pub fn dbus_tools_missing() -> bool {
+    missing("dbus-daemon") || missing("python3-dbusmock")
+}
+
+fn kill(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+// ---- private bus -------------------------------------------------------------
+
+/// `dbus-daemon --config-file=tests/dbus/bus.conf` on a fixed socket path, so it
+/// can be stopped and started again at the same address.
+pub struct PrivateBus {
+    child: Option<Child>,
+    pub address: String,
+    socket: PathBuf,
+}
+
+impl PrivateBus {
+    pub fn start(dir: &Path) -> R<PrivateBus> {
+        let socket = dir.join("system_bus_socket");
+        let mut b = PrivateBus {
+            child: None,
+            address: format!("unix:path={}", socket.display()),
+            socket,
+        };
+        b.spawn()?;
+        Ok(b)
+    }
+
+    fn spawn(&mut self) -> R {
+        let _ = std::fs::remove_file(&self.socket);
+        let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dbus/bus.conf");
+        let child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .arg("--nofork")
+            .arg("--print-address")
+            .arg(format!("--address={}", self.address))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + S10;
+        while !self.socket.exists() {
+            if Instant::now() > deadline {
+                return Err("dbus-daemon did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    pub fn restart(&mut self) -> R {
+        self.stop();
+        self.spawn()
+    }
+
+    pub async fn connect(&self) -> R<zbus::Connection> {
+        Ok(zbus::connection::Builder::address(self.address.as_str())
+            .build()
+            .await?)
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One python-dbusmock service on the private bus.
+pub struct Mock {
+    child: Option<Child>,
+}
+
+impl Mock {
+    /// `template` is a stock name or a path; `params` a JSON object for `-p`.
+    pub async fn start(bus: &PrivateBus, name: &str, template: &str, params: Option<&str>) -> R<Mock> {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.args(["-m", "dbusmock", "--system", "--template", template]);
+        if let Some(p) = params {
+            cmd.args(["-p", p]);
+        }
+        let child = cmd
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let m = Mock { child: Some(child) };
+        let conn = bus.connect().await?;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+        let deadline = Instant::now() + S10;
+        loop {
+            let n = zbus::names::BusName::try_from(name)?;
+            if dbus.name_has_owner(n).await.unwrap_or(false) {
+                return Ok(m);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("mock {name} did not appear").into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn systemd_template() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/dbus/templates/ndefender_systemd1.py")
+        .display()
+        .to_string()
+}
+
+/// Calls a method on the bus and returns the reply message.
+pub async fn dcall<B>(
+    conn: &zbus::Connection,
+    dest: &str,
+    path: &str,
+    iface: &str,
+    method: &str,
+    body: &B,
+) -> R<zbus::message::Message>
+where
+    B: serde::Serialize + zbus::DynamicType,
+{
+    Ok(conn.call_method(Some(dest), path, Some(iface), method, body).await?)
+}
+
+pub const MOCK: &str = "org.freedesktop.DBus.Mock";
+
+/// How often dbusmock logged a call of `method` on `path`.
+pub async fn calls(conn: &zbus::Connection, dest: &str, path: &str, method: &str) -> R<Vec<Vec<zbus::OwnedVariant>>> {
+    let m = dcall(conn, dest, path, MOCK, "GetMethodCalls", &(method,)).await?;
+    let v: Vec<(u64, Vec<zbus::OwnedVariant>)> = m.body().deserialize()?;
+    Ok(v.into_iter().map(|(_, a)| a).collect())
+}
+
+// ---- the controller ------------------------------------------------------------
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub stderr: PathBuf,
+}
+
+/// A config for tests: everything off the machine's real devices.
+pub fn base_config(port: u16, dir: &Path, extra: &str) -> String {
+    format!(
+        r#"[server]
+bind = "127.0.0.1:{port}"
+[system]
+logs_dir = "{logs}"
+[gps]
+gpsd = "127.0.0.1:1"
+[audio]
+enabled = false
+{extra}
+"#,
+        logs = dir.display()
+    )
+}
+
+impl Daemon {
+    /// Starts the binary with `config` (TOML text; merged sections must not repeat)
+    /// and `env`; waits until /health answers.
+    pub async fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> R<Daemon> {
+        let port = free_port()?;
+        let path = dir.join("controller.toml");
+        std::fs::write(&path, config.replace("{PORT}", &port.to_string()))?;
+        let stderr = dir.join(format!("controller-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_ndefender-system-controller"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "debug,zbus=info,hyper=info")
+            .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
+            .envs(env.iter().map(|(a, b)| (a.to_string(), b.to_string())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr)?)
+            .spawn()?;
+        let d = Daemon {
+            child: Some(child),
+            port,
+            dir: dir.to_owned(),
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(format!("{}/api/v1/health", d.base())).send().await {
+                if r.status().is_success() {
+                    return Ok(d);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("controller did not become ready".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/api/v1/ws", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait; returns the exit status and how long it took.
+    pub fn terminate(&mut self) -> R<(std::process::ExitStatus, Duration)> {
+        let t = Instant::now();
+        let mut child = self.child.take().ok_or("not running")?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
+        let deadline = Instant::now() + S10;
+        loop {
+            if let Some(s) = child.try_wait()? {
+                return Ok((s, t.elapsed()));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err("did not exit within 10 s of SIGTERM".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> R<(u16, Value)> {
+        get_json(&format!("{}{}", self.base(), path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> R<(u16, reqwest::header::HeaderMap, Value)> {
+        post_json(&format!("{}{}", self.base(), path), body).await
+    }
+
+    /// Polls `GET path` until `pred` holds.
+    pub async fn wait_get(&self, path: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> R<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (_, v) = self.get(path).await?;
+            if pred(&v) {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("condition on {path} not met; last: {v}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+/// The schema each REST read must satisfy.
+pub fn check_body(url: &str, status: u16, v: &Value) -> R {
+    no_nulls_or_empty_objects(v).or_else(|e| {
+        // CommandResult's `detail` is the one null a REST body may carry.
+        if v.get("command_id").is_some() && e.contains("detail") {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    let path = url
+        .split("/api/v1")
+        .nth(1)
+        .unwrap_or("")
+        .split('?')
+        .next()
+        .unwrap_or("");
+    let s = schemas();
+    if status >= 400 {
+        let m = v.as_object().ok_or("error body is not an object")?;
+        if !m.contains_key("detail") || m.keys().any(|k| k != "detail" && k != "field") {
+            return Err(format!("bad error body {v}").into());
+        }
+        return Ok(());
+    }
+    match path {
+        "/system" => s.validate("SystemStats.json", v)?,
+        "/ups" | "/power" => s.validate("UPS_Telemetry.json", v)?,
+        "/gps" => s.validate("GPSState.json", v)?,
+        "/audio" => s.validate("AudioState.json", v)?,
+        "/network" => s.validate("StatusSnapshot.json#/$defs/network_state", v)?,
+        "/network/wifi/state" => s.validate("WifiState.json", v)?,
+        "/network/bluetooth/state" => s.validate("BluetoothState.json", v)?,
+        "/network/wifi/scan" => s.validate("WifiScanResult.json", v)?,
+        "/network/bluetooth/devices" => s.validate("BluetoothDeviceList.json", v)?,
+        "/services" => s.validate(
+            "StatusSnapshot.json",
+            &serde_json::json!({"timestamp_ms": 0, "services": v}),
+        )?,
+        "/status" => {
+            for (k, schema) in [
+                ("system", "SystemStats.json"),
+                ("ups", "UPS_Telemetry.json"),
+                ("gps", "GPSState.json"),
+                ("audio", "AudioState.json"),
+                ("network", "StatusSnapshot.json#/$defs/network_state"),
+            ] {
+                s.validate(schema, v.get(k).ok_or(format!("status lacks {k}"))?)?;
+            }
+            let services = v.get("services").ok_or("status lacks services")?;
+            s.validate(
+                "StatusSnapshot.json",
+                &serde_json::json!({"timestamp_ms": 0, "services": services}),
+            )?;
+        }
+        p if p.starts_with("/services/") || v.get("command_id").is_some() => {
+            let m = v.as_object().ok_or("not an object")?;
+            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+            if keys != ["command", "command_id", "accepted", "detail", "timestamp_ms"]
+                || v["accepted"] != Value::Bool(true)
+                || !v["detail"].is_null()
+            {
+                return Err(format!("bad CommandResult {v}").into());
+            }
+            uuid_v4(v["command_id"].as_str().unwrap_or(""))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn uuid_v4(s: &str) -> R {
+    let ok = s.len() == 36 && s.as_bytes().get(14) == Some(&b'4');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("not a uuid v4: {s}").into())
+    }
+}
+
+pub async fn get_json(url: &str) -> R<(u16, Value)> {
+    let r = reqwest::get(url).await?;
+    let s = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if !ct.starts_with("application/json") {
+        return Err(format!("{url}: content-type {ct}").into());
+    }
+    let v: Value = r.json().await?;
+    check_body(url, s, &v)?;
+    Ok((s, v))
+}
+
+pub async fn post_json(url: &str, body: &str) -> R<(u16, reqwest::header::HeaderMap, Value)> {
+    let r = reqwest::Client::new().post(url).body(body.to_owned()).send().await?;
+    let s = r.status().as_u16();
+    let h = r.headers().clone();
+    let v: Value = r.json().await?;
+    check_body(url, s, &v)?;
+    Ok((s, h, v))
+}
+
+// ---- WebSocket -------------------------------------------------------------------
+
+pub fn kind(v: &Value) -> &str {
+    v.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+pub struct Ws {
+    pub stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    pub close_code: Option<u16>,
+}
+
+impl Ws {
+    pub async fn connect(url: &str) -> R<Ws> {
+        let (stream, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Ws {
+            stream,
+            close_code: None,
+        })
+    }
+
+    /// Next envelope (schema-validated), or None on timeout/close.
+    pub async fn next(&mut self, timeout: Duration) -> R<Option<Value>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) | Ok(None) => return Ok(None),
+                Ok(Some(m)) => m?,
+            };
+            match msg {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(t.as_str())?;
+                    schemas().validate_envelope(&v)?;
+                    if v.get("source").and_then(Value::as_str) != Some("system") {
+                        return Err(format!("source is not system: {v}").into());
+                    }
+                    return Ok(Some(v));
+                }
+                Message::Close(f) => {
+                    self.close_code = f.map(|f| u16::from(f.code));
+                    return Ok(None);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub async fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> R<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await? {
+                Some(v) if pred(&v) => return Ok(v),
+                Some(_) => {}
+                None => return Err(format!("expected envelope did not arrive (close {:?})", self.close_code).into()),
+            }
+        }
+    }
+
+    /// Everything that arrives within `d`.
+    pub async fn collect(&mut self, d: Duration) -> R<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + d;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(out);
+            }
+            match self.next(left).await? {
+                Some(v) => out.push(v),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    pub async fn send(&mut self, m: Message) -> R {
+        self.stream.send(m).await?;
+        Ok(())
+    }
+
+    /// Reads the greeting: HELLO, SYSTEM_STATUS and the five section events.
+    pub async fn greeting(&mut self) -> R<Vec<Value>> {
+        let mut out = Vec::new();
+        for _ in 0..7 {
+            out.push(self.next(S5).await?.ok_or("greeting incomplete")?);
+        }
+        Ok(out)
+    }
+}
+
+pub fn ack_of<'a>(v: &'a Value, command: &str) -> Option<&'a Value> {
+    (kind(v) == "COMMAND_ACK" && v["data"]["command"] == command).then(|| &v["data"])
+}
