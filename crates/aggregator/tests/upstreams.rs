@@ -156,7 +156,8 @@ impl Agg {
             .await?)
     }
     async fn wait_status(&self, what: &str, pred: impl Fn(&Value) -> bool) -> R<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Generous: reconnect backoff can reach 12 s (10 s + 20 % jitter).
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let s = self.status().await?;
             if pred(&s) {
@@ -497,5 +498,52 @@ async fn first_high_severity_contact_beeps_once() -> R {
         vec![json!({"payload":{},"confirm":false})],
         "one beep within the interval"
     );
+    Ok(())
+}
+
+/// The real system controller (in process, on this machine's procfs, D-Bus and GPS
+/// degraded) stopped and restarted under a running aggregator.
+#[tokio::test]
+async fn real_controller_stopped_and_restarted() -> R {
+    use ndefender_system_controller::config::{ControllerConfig, PowerBackend};
+    let port = free_port()?;
+    let start_ctl = move || {
+        let mut c = ControllerConfig::default();
+        c.server.bind = format!("127.0.0.1:{port}");
+        c.power.backend = PowerBackend::None;
+        c.gps.gpsd = "127.0.0.1:1".into();
+        let sd = Shutdown::new();
+        let task = tokio::spawn(ndefender_system_controller::run(c, sd.clone()));
+        (sd, task)
+    };
+    let (ctl_sd, ctl_task) = start_ctl();
+    let agg = Agg::start(&format!("http://127.0.0.1:{port}"), "http://127.0.0.1:1", |c| {
+        c.system_controller.silence_timeout_s = 3.0;
+    })
+    .await?;
+    let s = agg
+        .wait_status("real stats from the controller", |s| {
+            s["system"]["ram"]["total_mb"].as_i64().is_some()
+        })
+        .await?;
+    schemas().validate("StatusSnapshot.json", &s)?;
+    assert_eq!(s["system"]["status"], "ok");
+
+    ctl_sd.trigger();
+    tokio::time::timeout(Duration::from_secs(10), ctl_task).await???;
+    let s = agg
+        .wait_status("offline while the controller is down", |s| {
+            s["system"]["last_error"] == "system_controller_unavailable"
+        })
+        .await?;
+    assert_eq!(s["system"]["status"], "offline");
+    schemas().validate("StatusSnapshot.json", &s)?;
+
+    let (ctl_sd, _task) = start_ctl();
+    agg.wait_status("recovered without restarting the aggregator", |s| {
+        s["system"]["status"] == "ok"
+    })
+    .await?;
+    ctl_sd.trigger();
     Ok(())
 }
