@@ -10,5 +10,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== the AntSDR libiio source (feature iio) builds against Debian's libiio"
+cargo clippy -p ndefender-antsdr-scan --features iio --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
