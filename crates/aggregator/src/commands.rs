@@ -117,44 +117,47 @@ async fn esp32_command(
             cmd: "STOP_SCAN",
             args: vec![],
         };
-        if let Err(e) = run_on_link(&api, &link, &stop_id, Route::ScanStop, stop).await {
+        if let Err(LinkFail::Firmware(e) | LinkFail::Host(e)) = run_on_link(&link, &stop_id, stop).await {
+            // The tune itself was never written, so it gets its own refusal ack.
             return esp_refuse(&api, &command_id, route, e);
         }
     }
-    match run_on_link(&api, &link, &command_id, route, cmd).await {
+    match run_on_link(&link, &command_id, cmd).await {
         Ok(()) => {
             let ts = api.core.read(|st| st.clock.now_ms());
             json_ok(&CommandResult::accepted(route.name(), command_id, ts))
         }
-        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => e.into_response(),
-        // A firmware answer was already published by the link as the ack.
-        Err(e) if e.message.as_deref() == Some("firmware") => e.into_response(),
-        Err(e) => esp_refuse(&api, &command_id, route, e),
+        // 429s are never acked (wire §5).
+        Err(LinkFail::Host(e)) if e.status == StatusCode::TOO_MANY_REQUESTS => e.into_response(),
+        // The firmware's answer was already published by the link as the ack.
+        Err(LinkFail::Firmware(e)) => e.into_response(),
+        Err(LinkFail::Host(e)) => esp_refuse(&api, &command_id, route, e),
     }
 }
 
+/// How a command failed: the firmware refused it (its ack is already published), or the
+/// host gave up (busy, not connected, timeout: the caller publishes the host-side ack).
+enum LinkFail {
+    Firmware(ApiError),
+    Host(ApiError),
+}
+
 /// Runs one firmware command; the firmware's own ack is published by the link.
-async fn run_on_link(
-    _api: &Api,
-    link: &crate::esp32::Esp32Link,
-    id: &str,
-    _route: Route,
-    cmd: crate::esp32::FwCommand,
-) -> Result<(), ApiError> {
+async fn run_on_link(link: &crate::esp32::Esp32Link, id: &str, cmd: crate::esp32::FwCommand) -> Result<(), LinkFail> {
+    let host = |status, code: &'static str| LinkFail::Host(ApiError::new(status, code));
     let rx = match link.submit(id.to_owned(), cmd) {
         Ok(rx) => rx,
-        Err(SubmitError::Busy) => return Err(ApiError::too_many("busy", 1)),
-        Err(SubmitError::NotConnected) => return Err(ApiError::new(StatusCode::CONFLICT, "esp32_not_connected")),
+        Err(SubmitError::Busy) => return Err(LinkFail::Host(ApiError::too_many("busy", 1))),
+        Err(SubmitError::NotConnected) => return Err(host(StatusCode::CONFLICT, "esp32_not_connected")),
     };
     match rx.await {
         Ok(Outcome::Ack { ok: true, .. }) => Ok(()),
-        Ok(Outcome::Ack { ok: false, err }) => Err(ApiError::new(
+        Ok(Outcome::Ack { ok: false, err }) => Err(LinkFail::Firmware(ApiError::new(
             StatusCode::CONFLICT,
             err.unwrap_or_else(|| "invalid_state".to_owned()),
-        )
-        .with_message("firmware")),
-        Ok(Outcome::Timeout) => Err(ApiError::new(StatusCode::GATEWAY_TIMEOUT, "esp32_timeout")),
-        Ok(Outcome::NotConnected) | Err(_) => Err(ApiError::new(StatusCode::CONFLICT, "esp32_not_connected")),
+        ))),
+        Ok(Outcome::Timeout) => Err(host(StatusCode::GATEWAY_TIMEOUT, "esp32_timeout")),
+        Ok(Outcome::NotConnected) | Err(_) => Err(host(StatusCode::CONFLICT, "esp32_not_connected")),
     }
 }
 
