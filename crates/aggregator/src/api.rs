@@ -33,6 +33,7 @@ pub struct Api {
     pub wifi_connect_timeout: Duration,
     pub allow_unsafe: bool,
     pub controller_enabled: bool,
+    pub feed_stats: Vec<(crate::core::Feed, ndefender_tail::TailStats)>,
 }
 
 /// The two rate-limit buckets (aggregator §13).
@@ -72,6 +73,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/antsdr/sweep/state", get(antsdr_sweep))
         .route("/api/v1/antsdr/gain", get(antsdr_gain))
         .route("/api/v1/antsdr/stats", get(antsdr_stats))
+        .route("/metrics", get(crate::metrics::metrics))
+        .route("/api/v1/metrics", get(crate::metrics::metrics))
         .with_state(api)
 }
 

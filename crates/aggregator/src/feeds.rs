@@ -40,10 +40,12 @@ impl LineSink for FeedSink {
 /// The running tailers.
 pub struct Feeds {
     handles: Vec<TailHandle>,
+    pub stats: Vec<(Feed, ndefender_tail::TailStats)>,
 }
 
 pub fn start(cfg: &AggregatorConfig, core: &Core) -> std::io::Result<Feeds> {
     let mut handles = Vec::new();
+    let mut stats = Vec::new();
     let mut add = |feed: Feed, path: &std::path::Path| -> std::io::Result<()> {
         let tc = TailConfig {
             feed: feed.name().to_owned(),
@@ -58,7 +60,9 @@ pub fn start(cfg: &AggregatorConfig, core: &Core) -> std::io::Result<Feeds> {
             core: core.clone(),
             feed,
         };
-        handles.push(ndefender_tail::spawn(tc, sink)?);
+        let h = ndefender_tail::spawn(tc, sink)?;
+        stats.push((feed, h.stats()));
+        handles.push(h);
         Ok(())
     };
     if cfg.remoteid.enabled {
@@ -67,7 +71,7 @@ pub fn start(cfg: &AggregatorConfig, core: &Core) -> std::io::Result<Feeds> {
     if cfg.antsdr.enabled {
         add(Feed::Antsdr, &cfg.antsdr.jsonl_path)?;
     }
-    Ok(Feeds { handles })
+    Ok(Feeds { handles, stats })
 }
 
 impl Feeds {

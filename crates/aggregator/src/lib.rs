@@ -10,6 +10,7 @@ pub mod core;
 pub mod esp32;
 pub mod feeds;
 pub mod followers;
+pub mod metrics;
 pub mod relay;
 pub mod upstream;
 
@@ -128,6 +129,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         wifi_connect_timeout: Duration::from_secs_f64(cfg.proxy.wifi_connect_timeout_s),
         allow_unsafe: cfg.safety.allow_unsafe,
         controller_enabled: cfg.system_controller.enabled,
+        feed_stats: feeds.stats.clone(),
     });
     let app = api::router(api.clone())
         .merge(commands::router(api.clone()))

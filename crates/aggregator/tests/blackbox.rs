@@ -482,3 +482,50 @@ async fn client_limit_and_binary_frames() -> R {
     assert_eq!(pong["data"]["id"], "p1");
     Ok(())
 }
+
+#[tokio::test]
+async fn metrics_count_what_happened() -> R {
+    let dir = tempfile::tempdir()?;
+    let d = Daemon::start(dir.path(), &[]).await?;
+    let _ws = Ws::connect(&d.ws_url()).await?;
+    append(
+        &d.rid_path(),
+        &[rid_new("rid:m1", ""), "{broken".to_owned(), rid_new("rid:m2", "")],
+    )?;
+    let body = loop_until_metrics(
+        &d,
+        "aggregator_feed_lines_total{feed=\"remoteid\",result=\"accepted\"} 2",
+    )
+    .await?;
+    assert!(
+        body.contains("aggregator_feed_lines_total{feed=\"remoteid\",result=\"malformed\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("ndefender_ws_clients 1"), "{body}");
+    assert!(body.contains("aggregator_contacts{kind=\"remote_id\"} 2"), "{body}");
+    assert!(
+        body.contains("ndefender_ws_events_published_total{type=\"CONTACT_NEW\"} 2"),
+        "{body}"
+    );
+    assert!(body.contains("ndefender_build_info{"), "{body}");
+    let r = reqwest::get(format!("{}/api/v1/metrics", d.base())).await?;
+    assert_eq!(
+        r.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/plain; version=0.0.4")
+    );
+    Ok(())
+}
+
+async fn loop_until_metrics(d: &Daemon, needle: &str) -> R<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = reqwest::get(format!("{}/metrics", d.base())).await?.text().await?;
+        if body.contains(needle) {
+            return Ok(body);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("metrics never showed {needle}: {body}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

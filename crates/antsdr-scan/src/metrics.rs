@@ -98,36 +98,7 @@ pub fn render(m: &MetricsInput<'_>) -> String {
         histogram(&mut out, "ndefender_http_request_duration_seconds", &d);
     }
     if let Some(h) = &m.hub {
-        let _ = writeln!(
-            out,
-            "# TYPE ndefender_ws_clients gauge\nndefender_ws_clients {}",
-            h.clients
-        );
-        counter(
-            &mut out,
-            "ndefender_ws_connections_total",
-            "counter",
-            h.connections_total,
-        );
-        let _ = writeln!(out, "# TYPE ndefender_ws_rejected_total counter");
-        for (r, n) in h.rejected.by_reason() {
-            let _ = writeln!(out, "ndefender_ws_rejected_total{{reason=\"{r}\"}} {n}");
-        }
-        let _ = writeln!(out, "# TYPE ndefender_ws_events_published_total counter");
-        for (t, n) in &h.events_published {
-            let _ = writeln!(out, "ndefender_ws_events_published_total{{type=\"{t}\"}} {n}");
-        }
-        counter(&mut out, "ndefender_ws_frames_sent_total", "counter", h.frames_sent);
-        counter(&mut out, "ndefender_ws_resyncs_total", "counter", h.resyncs);
-        counter(&mut out, "ndefender_ws_slow_closes_total", "counter", h.slow_closes);
-        let _ = writeln!(out, "# TYPE ndefender_ws_replays_total counter");
-        for (r, n) in h.replays.by_result() {
-            let _ = writeln!(out, "ndefender_ws_replays_total{{result=\"{r}\"}} {n}");
-        }
-        let _ = writeln!(out, "# TYPE ndefender_ws_ignored_frames_total counter");
-        for (k, n) in h.ignored.by_kind() {
-            let _ = writeln!(out, "ndefender_ws_ignored_frames_total{{kind=\"{k}\"}} {n}");
-        }
+        h.write_prometheus(&mut out);
     }
     let _ = writeln!(out, "# TYPE ndefender_rate_limited_total counter");
     if let Ok(l) = m.limiter.limited.lock() {

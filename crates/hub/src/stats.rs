@@ -167,3 +167,46 @@ impl Counters {
         }
     }
 }
+
+impl HubStats {
+    /// Appends every `ndefender_ws_*` metric of wire §9 in Prometheus text format 0.0.4.
+    /// The one renderer all three daemons use for their hub.
+    pub fn write_prometheus(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            out,
+            "# TYPE ndefender_ws_clients gauge\nndefender_ws_clients {}",
+            self.clients
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE ndefender_ws_connections_total counter\nndefender_ws_connections_total {}",
+            self.connections_total
+        );
+        let _ = writeln!(out, "# TYPE ndefender_ws_rejected_total counter");
+        for (r, n) in self.rejected.by_reason() {
+            let _ = writeln!(out, "ndefender_ws_rejected_total{{reason=\"{r}\"}} {n}");
+        }
+        let _ = writeln!(out, "# TYPE ndefender_ws_events_published_total counter");
+        for (t, n) in &self.events_published {
+            // Types are UPPER_SNAKE names the service publishes; escape anyway.
+            let t = t.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "ndefender_ws_events_published_total{{type=\"{t}\"}} {n}");
+        }
+        for (name, v) in [
+            ("ndefender_ws_frames_sent_total", self.frames_sent),
+            ("ndefender_ws_resyncs_total", self.resyncs),
+            ("ndefender_ws_slow_closes_total", self.slow_closes),
+        ] {
+            let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");
+        }
+        let _ = writeln!(out, "# TYPE ndefender_ws_replays_total counter");
+        for (r, n) in self.replays.by_result() {
+            let _ = writeln!(out, "ndefender_ws_replays_total{{result=\"{r}\"}} {n}");
+        }
+        let _ = writeln!(out, "# TYPE ndefender_ws_ignored_frames_total counter");
+        for (k, n) in self.ignored.by_kind() {
+            let _ = writeln!(out, "ndefender_ws_ignored_frames_total{{kind=\"{k}\"}} {n}");
+        }
+    }
+}

@@ -27,6 +27,7 @@ pub struct SlidingWindow {
     limit: usize,
     window: Duration,
     clients: Mutex<HashMap<IpAddr, Entry>>,
+    limited: std::sync::atomic::AtomicU64,
 }
 
 impl SlidingWindow {
@@ -39,7 +40,13 @@ impl SlidingWindow {
             limit,
             window,
             clients: Mutex::new(HashMap::new()),
+            limited: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Requests refused so far (`ndefender_rate_limited_total`).
+    pub fn limited(&self) -> u64 {
+        self.limited.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Counts a request at `now` if it fits; otherwise returns the whole seconds
@@ -71,6 +78,7 @@ impl SlidingWindow {
             e.hits.push_back(now);
             return Ok(());
         }
+        self.limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let oldest = e.hits.front().copied().unwrap_or(now);
         let left = self.window.saturating_sub(now.saturating_duration_since(oldest));
         Err(left.as_secs_f64().ceil().max(1.0) as u64)

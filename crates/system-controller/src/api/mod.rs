@@ -172,18 +172,7 @@ async fn metrics(State(api): S) -> Response {
     );
     let _ = writeln!(out, "ndefender_uptime_seconds {}", api.started.elapsed().as_secs());
     if let Some(hub) = api.ctl.hub() {
-        let s = hub.stats();
-        let _ = writeln!(out, "ndefender_ws_clients {}", s.clients);
-        let _ = writeln!(out, "ndefender_ws_connections_total {}", s.connections_total);
-        for (r, n) in s.rejected.by_reason() {
-            let _ = writeln!(out, "ndefender_ws_rejected_total{{reason=\"{r}\"}} {n}");
-        }
-        for (t, n) in &s.events_published {
-            let _ = writeln!(out, "ndefender_ws_events_published_total{{type=\"{}\"}} {n}", esc(t));
-        }
-        let _ = writeln!(out, "ndefender_ws_frames_sent_total {}", s.frames_sent);
-        let _ = writeln!(out, "ndefender_ws_resyncs_total {}", s.resyncs);
-        let _ = writeln!(out, "ndefender_ws_slow_closes_total {}", s.slow_closes);
+        hub.stats().write_prometheus(&mut out);
     }
     for (k, v) in api.ctl.read(|st| st.failure_counts()) {
         let _ = writeln!(out, "probe_failures_total{{{k}}} {v}");
