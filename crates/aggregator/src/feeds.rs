@@ -12,14 +12,14 @@ struct FeedSink {
 }
 
 impl LineSink for FeedSink {
-    fn line(&mut self, line: &str, invalid_utf8: bool) {
+    fn line(&mut self, line: &str, _invalid_utf8: bool) {
         let feed = self.feed;
         self.core.mutate(|st| match feed {
             Feed::RemoteId => {
-                remoteid::apply_line(st, line, invalid_utf8);
+                remoteid::apply_line(st, line);
             }
             Feed::Antsdr => {
-                antsdr::apply_line(st, line, invalid_utf8);
+                antsdr::apply_line(st, line);
             }
         });
     }

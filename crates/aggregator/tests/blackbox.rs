@@ -492,9 +492,13 @@ async fn metrics_count_what_happened() -> R {
         &d.rid_path(),
         &[rid_new("rid:m1", ""), "{broken".to_owned(), rid_new("rid:m2", "")],
     )?;
+    // /metrics reads the hub's and the state's counters one after the other, so wait for both.
     let body = loop_until_metrics(
         &d,
-        "aggregator_feed_lines_total{feed=\"remoteid\",result=\"accepted\"} 2",
+        &[
+            "aggregator_feed_lines_total{feed=\"remoteid\",result=\"accepted\"} 2",
+            "ndefender_ws_events_published_total{type=\"CONTACT_NEW\"} 2",
+        ],
     )
     .await?;
     assert!(
@@ -516,15 +520,15 @@ async fn metrics_count_what_happened() -> R {
     Ok(())
 }
 
-async fn loop_until_metrics(d: &Daemon, needle: &str) -> R<String> {
+async fn loop_until_metrics(d: &Daemon, needles: &[&str]) -> R<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let body = reqwest::get(format!("{}/metrics", d.base())).await?.text().await?;
-        if body.contains(needle) {
+        if needles.iter().all(|n| body.contains(n)) {
             return Ok(body);
         }
         if std::time::Instant::now() > deadline {
-            return Err(format!("metrics never showed {needle}: {body}").into());
+            return Err(format!("metrics never showed {needles:?}: {body}").into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -43,10 +43,10 @@ impl Rig {
         Self { st, clock }
     }
     fn rid(&mut self, line: Value) -> remoteid::Outcome {
-        remoteid::apply_line(&mut self.st, &line.to_string(), false)
+        remoteid::apply_line(&mut self.st, &line.to_string())
     }
     fn rf(&mut self, line: Value) -> antsdr::Outcome {
-        antsdr::apply_line(&mut self.st, &line.to_string(), false)
+        antsdr::apply_line(&mut self.st, &line.to_string())
     }
     fn advance(&self, s: f64) {
         self.clock.advance(Duration::from_secs_f64(s));
@@ -183,19 +183,16 @@ fn filters_stale_and_test_markers_and_seconds() {
 fn malformed_and_invalid_change_nothing() {
     let mut r = Rig::new();
     assert_eq!(
-        remoteid::apply_line(&mut r.st, "{not json", false),
+        remoteid::apply_line(&mut r.st, "{not json"),
         remoteid::Outcome::Malformed
     );
+    assert_eq!(remoteid::apply_line(&mut r.st, "[]"), remoteid::Outcome::Malformed);
     assert_eq!(
-        remoteid::apply_line(&mut r.st, "[]", false),
-        remoteid::Outcome::Malformed
-    );
-    assert_eq!(
-        remoteid::apply_line(&mut r.st, r#"{"data":{}}"#, false),
+        remoteid::apply_line(&mut r.st, r#"{"data":{}}"#),
         remoteid::Outcome::Invalid
     );
     assert_eq!(
-        remoteid::apply_line(&mut r.st, r#"{"type":"CONTACT_NEW","data":{"id":""}}"#, false),
+        remoteid::apply_line(&mut r.st, r#"{"type":"CONTACT_NEW","data":{"id":""}}"#),
         remoteid::Outcome::Invalid
     );
     assert!(r.take().is_empty());

@@ -1,7 +1,7 @@
 //! AntSDR feed lines → RF contacts and the `rf` section (aggregator §5, §6.2).
 
 use super::contacts::{rf_severity, StoredRf};
-use super::feedline::{self, num_member, str_member, uint_member, FeedLine, Reject};
+use super::feedline::{num_member, str_member, uint_member, FeedLine, Reject};
 use super::{Feed, FeedHealth, State};
 use ndefender_contract::contact::{AntsdrSourceTag, RfContact, RfContactData, RfFeatures, RfTag};
 use ndefender_contract::enums::RfStatus;
@@ -20,21 +20,12 @@ pub enum Outcome {
     UnknownLost,
 }
 
-pub fn apply_line(st: &mut State, line: &str, invalid_utf8: bool) -> Outcome {
+pub fn apply_line(st: &mut State, line: &str) -> Outcome {
     let now = st.clock.now_ms();
-    if invalid_utf8 {
-        st.counters(Feed::Antsdr).invalid_utf8 += 1;
-    }
-    let l = match feedline::parse(line, now) {
+    let l = match st.parse_feed_line(Feed::Antsdr, line) {
         Ok(l) => l,
-        Err(Reject::Malformed) => {
-            st.counters(Feed::Antsdr).malformed += 1;
-            return Outcome::Malformed;
-        }
-        Err(Reject::Invalid) => {
-            st.counters(Feed::Antsdr).invalid += 1;
-            return Outcome::Invalid;
-        }
+        Err(Reject::Malformed) => return Outcome::Malformed,
+        Err(Reject::Invalid) => return Outcome::Invalid,
     };
     let kind = match l.kind.as_str() {
         "CONTACT_NEW" => kind::RF_CONTACT_NEW.to_owned(),

@@ -35,7 +35,6 @@ pub struct FeedCounters {
     pub stale: u64,
     pub test_marker: u64,
     pub oversize: u64,
-    pub invalid_utf8: u64,
     pub unknown_lost: u64,
     pub lifecycle_rewrites: u64,
 }
@@ -140,6 +139,18 @@ impl State {
 
     pub fn counters(&mut self, feed: Feed) -> &mut FeedCounters {
         self.counters.entry(feed).or_default()
+    }
+
+    /// The common front of both feeds: parses a line (receipt time = now), counting
+    /// the rejections. Invalid UTF-8 is counted by the tailer (`TailStats`).
+    pub fn parse_feed_line(&mut self, feed: Feed, line: &str) -> Result<feedline::FeedLine, feedline::Reject> {
+        let r = feedline::parse(line, self.clock.now_ms());
+        match r {
+            Err(feedline::Reject::Malformed) => self.counters(feed).malformed += 1,
+            Err(feedline::Reject::Invalid) => self.counters(feed).invalid += 1,
+            Ok(_) => {}
+        }
+        r
     }
 
     /// Queues an event for publication at the end of the critical section.

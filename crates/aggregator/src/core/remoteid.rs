@@ -1,6 +1,6 @@
 //! RemoteID feed lines → contacts, telemetry and replay state (aggregator §4, §6.1, §6.4).
 
-use super::feedline::{self, num_member, str_member, uint_member, FeedLine, Reject};
+use super::feedline::{num_member, str_member, uint_member, FeedLine, Reject};
 use super::{Feed, FeedHealth, State};
 use ndefender_contract::contact::RemoteIdFields;
 use ndefender_contract::devices::RemoteIdReplayStateBody;
@@ -27,21 +27,12 @@ const INACTIVE_REPLAY: &[&str] = &[
 ];
 
 /// Applies one RemoteID line. Returns what happened, for counters and tests.
-pub fn apply_line(st: &mut State, line: &str, invalid_utf8: bool) -> Outcome {
+pub fn apply_line(st: &mut State, line: &str) -> Outcome {
     let now = st.clock.now_ms();
-    if invalid_utf8 {
-        st.counters(Feed::RemoteId).invalid_utf8 += 1;
-    }
-    let l = match feedline::parse(line, now) {
+    let l = match st.parse_feed_line(Feed::RemoteId, line) {
         Ok(l) => l,
-        Err(Reject::Malformed) => {
-            st.counters(Feed::RemoteId).malformed += 1;
-            return Outcome::Malformed;
-        }
-        Err(Reject::Invalid) => {
-            st.counters(Feed::RemoteId).invalid += 1;
-            return Outcome::Invalid;
-        }
+        Err(Reject::Malformed) => return Outcome::Malformed,
+        Err(Reject::Invalid) => return Outcome::Invalid,
     };
     let replay = st.replay_active();
     if !replay && l.kind != "REPLAY_STATE" {
