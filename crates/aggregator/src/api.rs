@@ -34,6 +34,7 @@ pub struct Api {
     pub allow_unsafe: bool,
     pub controller_enabled: bool,
     pub feed_stats: Vec<(crate::core::Feed, ndefender_tail::TailStats)>,
+    pub http: Arc<ndefender_service::metrics::HttpMetrics>,
 }
 
 /// The two rate-limit buckets (aggregator §13).

@@ -107,6 +107,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
             shutdown.clone(),
         ));
     }
+    let http_metrics = Arc::new(ndefender_service::metrics::HttpMetrics::default());
     let api = Arc::new(Api {
         core: core.clone(),
         esp32,
@@ -130,6 +131,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         allow_unsafe: cfg.safety.allow_unsafe,
         controller_enabled: cfg.system_controller.enabled,
         feed_stats: feeds.stats.clone(),
+        http: http_metrics.clone(),
     });
     let app = api::router(api.clone())
         .merge(commands::router(api.clone()))
@@ -141,7 +143,8 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         &cfg.server.allowed_origins,
         cfg.server.cors_max_age_s,
     )
-    .with_ws_paths(&[WS_PATH]);
+    .with_ws_paths(&[WS_PATH])
+    .with_http_metrics(http_metrics);
     let flag = conv.shutting_down.clone();
     let app = ndefender_service::http::apply(app, conv);
 

@@ -2,32 +2,29 @@
 //! counters the state, the hub, the tailers and the serial link already keep.
 
 use crate::api::Api;
-use crate::core::Feed;
+use crate::core::{Feed, FeedHealth};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use ndefender_contract::contact::ContactKind;
+use ndefender_service::metrics;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
     let mut out = String::with_capacity(8192);
-    let _ = writeln!(
-        out,
-        "# TYPE ndefender_build_info gauge\nndefender_build_info{{version=\"{}\",git_sha=\"{}\"}} 1",
+    metrics::write_build_info(
+        &mut out,
         env!("CARGO_PKG_VERSION"),
-        option_env!("NDEFENDER_GIT_SHA").unwrap_or("unknown")
+        option_env!("NDEFENDER_GIT_SHA").unwrap_or("unknown"),
+        api.started.elapsed().as_secs_f64(),
     );
-    let _ = writeln!(
-        out,
-        "# TYPE ndefender_uptime_seconds gauge\nndefender_uptime_seconds {:.3}",
-        api.started.elapsed().as_secs_f64()
-    );
+    api.http.write_prometheus(&mut out);
     if let Some(hub) = api.core.hub() {
         hub.stats().write_prometheus(&mut out);
     }
-    let (counters, contacts, ok, ctl_up, antsdr_up) = api.core.read(|st| {
+    let (counters, contacts, ok, ctl_up, antsdr_up, removed, updates, health) = api.core.read(|st| {
         let c = [Feed::RemoteId, Feed::Antsdr].map(|f| (f, st.counters.get(&f).cloned().unwrap_or_default()));
         let k = [
             (ContactKind::RemoteId, st.contacts.rid.len()),
@@ -40,6 +37,9 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
             st.overall_ok(),
             st.controller_up,
             st.snap.antsdr.connected == Some(true),
+            st.removed.clone(),
+            st.system_updates,
+            [Feed::RemoteId, Feed::Antsdr].map(|f| (f, st.health.get(&f).cloned())),
         )
     });
     let _ = writeln!(out, "# TYPE aggregator_feed_lines_total counter");
@@ -102,6 +102,31 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
         };
         let _ = writeln!(out, "aggregator_contacts{{kind=\"{k}\"}} {n}");
     }
+    let _ = writeln!(out, "# TYPE aggregator_contacts_removed_total counter");
+    for ((kind, why), n) in &removed {
+        let _ = writeln!(
+            out,
+            "aggregator_contacts_removed_total{{kind=\"{kind}\",reason=\"{}\"}} {n}",
+            why.label()
+        );
+    }
+    metrics::write_value(&mut out, "aggregator_system_updates_total", "counter", updates);
+    let _ = writeln!(
+        out,
+        "# HELP aggregator_watchdog_state Feed watchdog: 0 fresh, 1 stale, 2 missing.\n# TYPE aggregator_watchdog_state gauge"
+    );
+    for (feed, h) in &health {
+        let v = match h {
+            None | Some(FeedHealth::Fresh) => 0,
+            Some(FeedHealth::Stale(_)) => 1,
+            Some(FeedHealth::Missing) => 2,
+        };
+        let _ = writeln!(out, "aggregator_watchdog_state{{watchdog=\"{}\"}} {v}", feed.name());
+    }
+    let _ = writeln!(out, "# TYPE aggregator_upstream_requests_total counter");
+    for up in [&api.remoteid, &api.controller, &api.antsdr] {
+        up.requests.write_series(&mut out, "aggregator_upstream_requests_total");
+    }
     let _ = writeln!(out, "# TYPE aggregator_upstream_up gauge");
     let _ = writeln!(
         out,
@@ -153,6 +178,10 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
         ] {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");
         }
+        s.commands.write(&mut out, "esp32_commands_total");
+        if let Ok(h) = s.ack_rtt.0.lock() {
+            h.write(&mut out, "esp32_ack_rtt_seconds");
+        }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
 }

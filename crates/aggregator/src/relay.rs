@@ -29,6 +29,26 @@ pub async fn relay(
     timeout: Duration,
     now_ms: u64,
 ) -> Relayed {
+    let r = relay_inner(up, route_name, upstream_path, req, timeout, now_ms).await;
+    up.count(match &r {
+        Relayed::Ok(_) => "ok",
+        Relayed::Refused(_) => "refused",
+        Relayed::Failed(e) if e.status == StatusCode::GATEWAY_TIMEOUT => "timeout",
+        Relayed::Failed(e) if e.status == StatusCode::UNAUTHORIZED => "refused",
+        Relayed::Failed(e) if e.code.ends_with("_unavailable") => "unavailable",
+        Relayed::Failed(_) => "error",
+    });
+    r
+}
+
+async fn relay_inner(
+    up: &Upstream,
+    route_name: &str,
+    upstream_path: &str,
+    req: &CommandRequest,
+    timeout: Duration,
+    now_ms: u64,
+) -> Relayed {
     let url = format!("{}/api/v1/{}", up.base_url, upstream_path.trim_start_matches('/'));
     let mut r = up.client.post(&url).timeout(timeout).json(&req.to_body());
     if !up.api_key.is_empty() {

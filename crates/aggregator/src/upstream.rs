@@ -2,9 +2,11 @@
 //! type (unknown keys dropped, nulls removed). Failures become the fallback body
 //! plus `X-NDefender-Upstream-Error` (aggregator §11).
 
+use ndefender_service::metrics::CounterFamily;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why an upstream GET gave no usable body.
@@ -32,6 +34,8 @@ pub struct Upstream {
     pub base_url: String,
     pub api_key: String,
     pub client: reqwest::Client,
+    /// `aggregator_upstream_requests_total{upstream,outcome}`, shared by the clones.
+    pub requests: Arc<CounterFamily>,
 }
 
 impl Upstream {
@@ -41,11 +45,33 @@ impl Upstream {
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.to_owned(),
             client,
+            requests: Arc::default(),
         }
+    }
+
+    /// Counts one request's outcome (`ok`, `unavailable`, `timeout`, `invalid_response`, `refused`, `error`).
+    pub fn count(&self, outcome: &str) {
+        self.requests
+            .inc(&format!("upstream=\"{}\",outcome=\"{outcome}\"", self.name));
     }
 
     /// GET `/api/v1{path}` as `T`, re-serialised, with `timestamp_ms` added when absent.
     pub async fn get<T: DeserializeOwned + Serialize>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        let r = self.get_inner::<T>(path, timeout).await;
+        self.count(match &r {
+            Ok(_) => "ok",
+            Err(UpstreamError::Unavailable) => "unavailable",
+            Err(UpstreamError::Timeout) => "timeout",
+            Err(UpstreamError::InvalidResponse) => "invalid_response",
+        });
+        r
+    }
+
+    async fn get_inner<T: DeserializeOwned + Serialize>(
         &self,
         path: &str,
         timeout: Duration,

@@ -512,6 +512,34 @@ async fn metrics_count_what_happened() -> R {
         "{body}"
     );
     assert!(body.contains("ndefender_build_info{"), "{body}");
+
+    // Removals by reason, request counts by route and status, upstream outcomes.
+    append(
+        &d.rid_path(),
+        &[rid_new("rid:m1", "").replacen("CONTACT_NEW", "CONTACT_LOST", 1)],
+    )?;
+    for _ in 0..3 {
+        reqwest::get(format!("{}/api/v1/status", d.base())).await?;
+    }
+    reqwest::get(format!("{}/api/v1/nope", d.base())).await?;
+    reqwest::get(format!("{}/api/v1/remote_id/stats", d.base())).await?;
+    let body = loop_until_metrics(
+        &d,
+        &["aggregator_contacts_removed_total{kind=\"remote_id\",reason=\"lost\"} 1"],
+    )
+    .await?;
+    for needle in [
+        "ndefender_http_requests_total{route=\"/api/v1/status\",status=\"200\"} 3\n",
+        "ndefender_http_requests_total{route=\"unmatched\",status=\"404\"} 1\n",
+        "ndefender_http_requests_total{route=\"/api/v1/remote_id/stats\",status=\"200\"} 1\n",
+        "aggregator_upstream_requests_total{upstream=\"remoteid\",outcome=\"unavailable\"} 1\n",
+        "aggregator_contacts{kind=\"remote_id\"} 1\n",
+        "aggregator_watchdog_state{watchdog=\"remoteid\"} 0\n",
+        "# TYPE ndefender_http_request_duration_seconds histogram",
+        "# TYPE aggregator_system_updates_total counter",
+    ] {
+        assert!(body.contains(needle), "{needle} missing in {body}");
+    }
     let r = reqwest::get(format!("{}/api/v1/metrics", d.base())).await?;
     assert_eq!(
         r.headers().get("content-type").and_then(|v| v.to_str().ok()),

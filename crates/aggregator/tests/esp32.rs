@@ -502,6 +502,16 @@ async fn a_thousand_commands_in_a_row_no_lost_or_mismatched_ack() -> R {
         }
     }
     assert_eq!(acked, ids, "every ack, in order, matching its command");
+    let m = reqwest::get(format!("{}/metrics", rig.base)).await?.text().await?;
+    assert!(
+        m.contains("esp32_commands_total{cmd=\"VIDEO_SELECT\",outcome=\"ok\"} 1000\n"),
+        "{m}"
+    );
+    assert!(m.contains("esp32_ack_rtt_seconds_count 1000\n"), "{m}");
+    assert!(
+        m.contains("ndefender_http_requests_total{route=\"/api/v1/video/select\",status=\"200\"} 1000\n"),
+        "{m}"
+    );
     rig.stop().await
 }
 

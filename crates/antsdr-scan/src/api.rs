@@ -4,7 +4,7 @@
 
 use crate::classify::Profiles;
 use crate::config::ScanConfig;
-use crate::metrics::{self, HttpMetrics, MetricsInput};
+use crate::metrics::{self, MetricsInput};
 use crate::plan::PlanSet;
 use crate::ratelimit::{Bucket, RateLimiter};
 use crate::replay::{self, ReplayError};
@@ -23,6 +23,7 @@ use ndefender_contract::enums::GainMode;
 use ndefender_contract::time::Clock;
 use ndefender_contract::TimestampField;
 use ndefender_service::http::{client_addr, json_ok, parse_ips, query_param, ApiError};
+use ndefender_service::metrics::HttpMetrics;
 use serde_json::{json, Map, Value};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -50,7 +51,6 @@ type S = State<Arc<Api>>;
 type Peer = ConnectInfo<SocketAddr>;
 
 pub fn router(api: Arc<Api>) -> Router {
-    let http = api.http.clone();
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/version", get(version))
@@ -71,7 +71,6 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/gain/set", post(gain_set))
         .route("/api/v1/device/reset", post(device_reset))
         .route("/api/v1/device/calibrate", post(device_calibrate))
-        .route_layer(axum::middleware::from_fn_with_state(http, metrics::track))
         .with_state(api)
 }
 
@@ -330,7 +329,7 @@ async fn metrics(State(api): S) -> Response {
     });
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, ndefender_service::metrics::CONTENT_TYPE)],
         text,
     )
         .into_response()

@@ -42,34 +42,8 @@ pub trait StepTap {
     fn step(&mut self, plan: &str, sweep_seq: u64, lo_hz: u64, start_ms: u64, gain_db: f64, iq: &[Complex32]);
 }
 
-/// A fixed-bucket histogram in seconds (Prometheus `_bucket`, `_sum`, `_count`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Histogram {
-    pub bounds: &'static [f64],
-    pub counts: Vec<u64>,
-    pub sum: f64,
-    pub count: u64,
-}
-
-impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            counts: vec![0; bounds.len()],
-            sum: 0.0,
-            count: 0,
-        }
-    }
-    pub fn observe(&mut self, v: f64) {
-        for (b, c) in self.bounds.iter().zip(self.counts.iter_mut()) {
-            if v <= *b {
-                *c += 1;
-            }
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-}
+/// A fixed-bucket histogram in seconds, shared with every daemon's `/metrics`.
+pub use ndefender_service::metrics::Histogram;
 
 const STEP_BOUNDS: &[f64] = &[0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5, 1.0];
 const DSP_BOUNDS: &[f64] = &[0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05];

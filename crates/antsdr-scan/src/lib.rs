@@ -98,13 +98,14 @@ pub async fn run_with_clock(
     shared.attach_hub(hub.clone());
 
     let threads = runner::start(cfg.clone(), plans, profiles, clock.clone(), virt, shared.clone())?;
+    let http_metrics = Arc::new(ndefender_service::metrics::HttpMetrics::default());
     let api = Arc::new(Api {
         shared: shared.clone(),
         control: std::sync::Mutex::new(threads.control.clone()),
         clock,
         limiter: ratelimit::RateLimiter::new(cfg.limits.commands_per_minute, cfg.limits.dangerous_per_minute),
         trusted: api::trusted(&cfg),
-        http: Arc::new(metrics::HttpMetrics::default()),
+        http: http_metrics.clone(),
         config_path,
         time_field: cfg.api.timestamp_field,
     });
@@ -119,7 +120,8 @@ pub async fn run_with_clock(
         &cfg.api.allowed_origins,
         cfg.api.cors_max_age_s,
     )
-    .with_ws_paths(&WS_PATHS);
+    .with_ws_paths(&WS_PATHS)
+    .with_http_metrics(http_metrics);
     let flag = conv.shutting_down.clone();
     let app = ndefender_service::http::apply(app, conv);
 

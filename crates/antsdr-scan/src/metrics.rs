@@ -1,61 +1,11 @@
 //! `/metrics` (wire §9 plus the `antsdr_*` families of antsdr-scan §10), Prometheus text 0.0.4.
 
-use crate::engine::{EngineStatus, Histogram};
+use crate::engine::EngineStatus;
 use crate::ratelimit::{Bucket, RateLimiter};
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use ndefender_hub::HubStats;
+use ndefender_service::metrics::HttpMetrics;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-const HTTP_BOUNDS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5];
-
-#[derive(Debug)]
-pub struct HttpMetrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    duration: Mutex<Histogram>,
-}
-
-impl Default for HttpMetrics {
-    fn default() -> Self {
-        Self {
-            requests: Mutex::new(BTreeMap::new()),
-            duration: Mutex::new(Histogram::new(HTTP_BOUNDS)),
-        }
-    }
-}
-
-/// Counts requests by matched route (a bounded label set) and status.
-pub async fn track(State(m): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let t = Instant::now();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    if let Ok(mut r) = m.requests.lock() {
-        *r.entry((route, status)).or_insert(0) += 1;
-    }
-    if let Ok(mut d) = m.duration.lock() {
-        d.observe(t.elapsed().as_secs_f64());
-    }
-    resp
-}
-
-fn histogram(out: &mut String, name: &str, h: &Histogram) {
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    for (b, c) in h.bounds.iter().zip(&h.counts) {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
-    }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
-    let _ = writeln!(out, "{name}_sum {}", h.sum);
-    let _ = writeln!(out, "{name}_count {}", h.count);
-}
 
 fn counter(out: &mut String, name: &str, kind: &str, v: u64) {
     let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {v}");
@@ -75,28 +25,8 @@ pub struct MetricsInput<'a> {
 
 pub fn render(m: &MetricsInput<'_>) -> String {
     let mut out = String::with_capacity(8192);
-    let _ = writeln!(
-        out,
-        "# TYPE ndefender_build_info gauge\nndefender_build_info{{version=\"{}\",git_sha=\"{}\"}} 1",
-        m.version, m.git_sha
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE ndefender_uptime_seconds gauge\nndefender_uptime_seconds {:.3}",
-        m.uptime_s
-    );
-    let _ = writeln!(out, "# TYPE ndefender_http_requests_total counter");
-    if let Ok(r) = m.http.requests.lock() {
-        for ((route, status), n) in r.iter() {
-            let _ = writeln!(
-                out,
-                "ndefender_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
-        }
-    }
-    if let Ok(d) = m.http.duration.lock() {
-        histogram(&mut out, "ndefender_http_request_duration_seconds", &d);
-    }
+    ndefender_service::metrics::write_build_info(&mut out, m.version, m.git_sha, m.uptime_s);
+    m.http.write_prometheus(&mut out);
     if let Some(h) = &m.hub {
         h.write_prometheus(&mut out);
     }
@@ -129,8 +59,8 @@ pub fn render(m: &MetricsInput<'_>) -> String {
             "counter",
             s.cycle_overruns_total,
         );
-        histogram(&mut out, "antsdr_step_seconds", &s.step_seconds);
-        histogram(&mut out, "antsdr_dsp_seconds", &s.dsp_seconds);
+        s.step_seconds.write(&mut out, "antsdr_step_seconds");
+        s.dsp_seconds.write(&mut out, "antsdr_dsp_seconds");
         let _ = writeln!(out, "# TYPE antsdr_contacts gauge");
         let _ = writeln!(out, "antsdr_contacts{{state=\"tentative\"}} {}", s.contacts_tentative);
         let _ = writeln!(out, "antsdr_contacts{{state=\"confirmed\"}} {}", s.contacts_confirmed);

@@ -176,6 +176,8 @@ async fn autostart_rest_bodies_jsonl_and_ws_frames_are_valid() -> R {
         "antsdr_cycles_total",
         "ndefender_ws_clients",
         "antsdr_contacts{state=\"confirmed\"}",
+        "ndefender_http_requests_total{route=\"/api/v1/version\",status=\"200\"} 1\n",
+        "# TYPE ndefender_http_request_duration_seconds histogram",
     ] {
         assert!(text.contains(m), "metrics lack {m}");
     }

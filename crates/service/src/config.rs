@@ -31,15 +31,32 @@ pub fn load<T>(file: Option<&Path>, env: impl IntoIterator<Item = (String, Strin
 where
     T: DeserializeOwned + Serialize + Default + Validate,
 {
-    let mut table = match file {
+    match file {
         Some(p) => {
             let text =
                 std::fs::read_to_string(p).map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?;
-            text.parse::<toml::Table>()
-                .map_err(|e| ConfigError(format!("{}: {}", p.display(), e.message())))?
+            load_str(&text, &p.display().to_string(), env)
         }
-        None => toml::Table::new(),
-    };
+        None => from_table(toml::Table::new(), env),
+    }
+}
+
+/// [`load`] with the file's text already read; `origin` names it in parse errors.
+/// Text that parses to an empty table (`""`) is the same as no file.
+pub fn load_str<T>(text: &str, origin: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+{
+    let table = text
+        .parse::<toml::Table>()
+        .map_err(|e| ConfigError(format!("{origin}: {}", e.message())))?;
+    from_table(table, env)
+}
+
+fn from_table<T>(mut table: toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+{
     apply_env(&mut table, env)?;
     let mut unknown = Vec::new();
     let value = toml::Value::Table(table);

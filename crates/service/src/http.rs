@@ -124,6 +124,8 @@ pub struct Conventions {
     /// WebSocket paths: the hub runs its own admission (with its own counters).
     pub ws_paths: Vec<String>,
     pub shutting_down: Arc<AtomicBool>,
+    /// Filled by the outermost layer `apply` adds; the daemon's `/metrics` renders it.
+    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
 }
 
 impl Conventions {
@@ -136,7 +138,13 @@ impl Conventions {
             open_paths: vec!["/api/v1/health".into()],
             ws_paths: Vec::new(),
             shutting_down: Arc::new(AtomicBool::new(false)),
+            http_metrics: Arc::default(),
         }
+    }
+    /// Shares the request counters with the daemon that renders them.
+    pub fn with_http_metrics(mut self, m: Arc<crate::metrics::HttpMetrics>) -> Self {
+        self.http_metrics = m;
+        self
     }
     pub fn with_ws_paths(mut self, paths: &[&str]) -> Self {
         self.ws_paths = paths.iter().map(|p| (*p).to_owned()).collect();
@@ -382,16 +390,22 @@ pub fn parse_ips(list: &[String]) -> Vec<IpAddr> {
         .collect()
 }
 
-/// Wraps a router with the conventions, the body limit and the panic catcher.
+/// Wraps a router with the conventions, the body limit, the panic catcher and,
+/// outermost, the request metrics (so they count the status the client got).
 pub fn apply<S>(router: axum::Router<S>, conv: Conventions) -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let http_metrics = conv.http_metrics.clone();
     let conv = Arc::new(conv);
     router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(conv, conventions))
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            crate::metrics::track,
+        ))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod http;
 pub mod lifecycle;
+pub mod metrics;
 pub mod ratelimit;
 
 pub use http::{ApiError, Conventions};

@@ -144,6 +144,7 @@ pub async fn run_with(
     tracing::info!(bind = %addr, "system controller listening");
     on_bound(addr);
 
+    let http_metrics = Arc::new(ndefender_service::metrics::HttpMetrics::default());
     let api = Arc::new(Api {
         ctl: ctl.clone(),
         bus,
@@ -156,6 +157,7 @@ pub async fn run_with(
         in_progress: Mutex::new(Default::default()),
         bt_scan_generation: Default::default(),
         started: Instant::now(),
+        http: http_metrics.clone(),
         metrics: Mutex::new(Default::default()),
     });
     let app = api::router(api).route(WS_PATH, hub.ws_route());
@@ -165,7 +167,8 @@ pub async fn run_with(
         &cfg.server.allowed_origins,
         cfg.server.cors_max_age_s,
     )
-    .with_ws_paths(&[WS_PATH]);
+    .with_ws_paths(&[WS_PATH])
+    .with_http_metrics(http_metrics);
     let flag = conv.shutting_down.clone();
     let app = ndefender_service::http::apply(app, conv);
 

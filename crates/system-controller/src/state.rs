@@ -11,6 +11,7 @@ use ndefender_contract::system::*;
 use ndefender_contract::time::Clock;
 use ndefender_contract::{Envelope, Source};
 use ndefender_hub::{Greeting, GreetingSource, Hub};
+use ndefender_service::metrics::{CounterFamily, HistogramFamily};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -46,7 +47,12 @@ struct Inner {
     hub: OnceLock<Hub>,
     cfg: Arc<ControllerConfig>,
     clock: Arc<dyn Clock>,
+    /// `probe_duration_seconds{probe}`: one read of a probe's backend.
+    probe_seconds: HistogramFamily,
+    probe_stuck: CounterFamily,
 }
+
+const PROBE_BOUNDS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 fn pending(_t: u64) -> Option<String> {
     Some("probe_pending".into())
@@ -420,8 +426,38 @@ impl Controller {
                 hub: OnceLock::new(),
                 cfg,
                 clock,
+                probe_seconds: HistogramFamily::new(PROBE_BOUNDS),
+                probe_stuck: CounterFamily::default(),
             }),
         }
+    }
+
+    /// Runs one read of a probe's backend, timing it for `/metrics`.
+    pub async fn timed<F: std::future::Future>(&self, p: Probe, read: F) -> F::Output {
+        let t = std::time::Instant::now();
+        let r = read.await;
+        self.observe_probe(p, t.elapsed());
+        r
+    }
+
+    /// Records one read's duration, for the probes that read on their own thread.
+    pub fn observe_probe(&self, p: Probe, took: std::time::Duration) {
+        self.inner
+            .probe_seconds
+            .observe(&format!("probe=\"{}\"", p.name()), took.as_secs_f64());
+    }
+
+    /// A blocking read outlived its timeout and still holds the device (`probe_stuck_total{probe}`).
+    pub fn probe_stuck(&self, p: Probe) {
+        self.inner.probe_stuck.inc(&format!("probe=\"{}\"", p.name()));
+    }
+
+    pub fn probe_stuck_counts(&self) -> &CounterFamily {
+        &self.inner.probe_stuck
+    }
+
+    pub fn probe_seconds(&self) -> &HistogramFamily {
+        &self.inner.probe_seconds
     }
 
     pub fn attach_hub(&self, hub: Hub) {

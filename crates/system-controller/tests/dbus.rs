@@ -347,6 +347,14 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
     );
     let frames = ws.collect(Duration::from_millis(300)).await?;
     let (_, _, metrics) = (0, 0, reqwest::get(format!("{}/metrics", d.base())).await?.text().await?);
+    for needle in [
+        "ndefender_http_requests_total{route=\"/api/v1/network/wifi/connect\",status=\"200\"} 1\n",
+        "probe_duration_seconds_bucket{probe=\"network\",le=\"+Inf\"}",
+        "probe_duration_seconds_count{probe=\"system\"}",
+        "commands_total{command=\"network/wifi/connect\",outcome=\"ok\"} 1\n",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing in {metrics}");
+    }
     for text in [d.log(), metrics, serde_json::to_string(&frames)?, ack.to_string()] {
         assert!(!text.contains(secret), "the Wi-Fi password leaked");
     }

@@ -2,7 +2,7 @@
 
 use super::contacts::{rf_severity, StoredRf};
 use super::feedline::{num_member, str_member, uint_member, FeedLine, Reject};
-use super::{Feed, FeedHealth, State};
+use super::{Feed, FeedHealth, Removal, State};
 use ndefender_contract::contact::{AntsdrSourceTag, RfContact, RfContactData, RfFeatures, RfTag};
 use ndefender_contract::enums::RfStatus;
 use ndefender_contract::events::kind;
@@ -192,15 +192,16 @@ fn upsert(st: &mut State, l: &FeedLine, kind_in: &str) -> Result<(String, Value)
     );
     if !known && st.contacts.rf.len() > st.cfg.contacts.max_per_kind {
         if let Some(old) = st.contacts.oldest_rf().filter(|o| *o != id) {
-            evict(st, &old);
+            evict(st, &old, Removal::Evicted);
         }
     }
     Ok((kind.to_owned(), v))
 }
 
 /// Removes an RF contact and emits RF_CONTACT_LOST with its stored data.
-pub fn evict(st: &mut State, id: &str) {
+pub fn evict(st: &mut State, id: &str, why: Removal) {
     if let Some(s) = st.contacts.rf.remove(id) {
+        *st.removed.entry(("rf", why)).or_insert(0) += 1;
         let ts = st.clock.now_ms();
         st.emit(kind::RF_CONTACT_LOST, ts, Source::Antsdr, &s.contact.data);
     }
@@ -229,6 +230,7 @@ fn lost(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
         st.counters(Feed::Antsdr).unknown_lost += 1;
         return Err(Outcome::UnknownLost);
     };
+    *st.removed.entry(("rf", Removal::Lost)).or_insert(0) += 1;
     let v = serde_json::to_value(&s.contact.data).map_err(|_| Outcome::Invalid)?;
     Ok((kind::RF_CONTACT_LOST.to_owned(), v))
 }

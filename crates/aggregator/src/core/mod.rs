@@ -87,6 +87,31 @@ pub struct State {
     /// Events produced by the current mutation, published before the lock drops.
     pub out: Vec<Envelope>,
     log_limiter: HashMap<String, Instant>,
+    /// `aggregator_contacts_removed_total{kind,reason}`.
+    pub removed: std::collections::BTreeMap<(&'static str, Removal), u64>,
+    /// `aggregator_system_updates_total`: SYSTEM_UPDATE broadcasts (greetings not counted).
+    pub system_updates: u64,
+}
+
+/// Why a contact left the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Removal {
+    /// The feed said CONTACT_LOST.
+    Lost,
+    /// Not seen within its TTL.
+    Expired,
+    /// Pushed out by `contacts.max_per_kind`.
+    Evicted,
+}
+
+impl Removal {
+    pub fn label(self) -> &'static str {
+        match self {
+            Removal::Lost => "lost",
+            Removal::Expired => "expired",
+            Removal::Evicted => "evicted",
+        }
+    }
 }
 
 impl State {
@@ -134,6 +159,8 @@ impl State {
             dirty: false,
             out: Vec::new(),
             log_limiter: HashMap::new(),
+            removed: Default::default(),
+            system_updates: 0,
         }
     }
 
@@ -326,6 +353,7 @@ impl Core {
                 let snap = st.snapshot();
                 let ts = snap.timestamp_ms;
                 st.emit(kind::SYSTEM_UPDATE, ts, Source::Aggregator, &snap);
+                st.system_updates += 1;
                 true
             });
             if sent {

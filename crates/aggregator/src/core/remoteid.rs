@@ -1,7 +1,7 @@
 //! RemoteID feed lines → contacts, telemetry and replay state (aggregator §4, §6.1, §6.4).
 
 use super::feedline::{num_member, str_member, uint_member, FeedLine, Reject};
-use super::{Feed, FeedHealth, State};
+use super::{Feed, FeedHealth, Removal, State};
 use ndefender_contract::contact::RemoteIdFields;
 use ndefender_contract::devices::RemoteIdReplayStateBody;
 use ndefender_contract::enums::{LogLevel, RemoteIdHealth, RemoteIdMode, Severity};
@@ -158,15 +158,16 @@ fn contact(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
     }
     if m.is_new && st.contacts.rid.len() > st.cfg.contacts.max_per_kind {
         if let Some(old) = st.contacts.oldest_rid().filter(|o| *o != id) {
-            evict(st, &old);
+            evict(st, &old, Removal::Evicted);
         }
     }
     Ok((kind.to_owned(), to_value(&m.data)?))
 }
 
 /// Removes a RemoteID contact and emits its CONTACT_LOST (eviction and expiry).
-pub fn evict(st: &mut State, id: &str) {
+pub fn evict(st: &mut State, id: &str, why: Removal) {
     if let Some(s) = st.contacts.rid.remove(id) {
+        *st.removed.entry(("remote_id", why)).or_insert(0) += 1;
         let data = s.contact.lost_data();
         let ts = st.clock.now_ms();
         st.emit(kind::CONTACT_LOST, ts, Source::Remoteid, &data);
@@ -179,6 +180,7 @@ fn lost(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
         st.counters(Feed::RemoteId).unknown_lost += 1;
         return Err(Outcome::UnknownLost);
     };
+    *st.removed.entry(("remote_id", Removal::Lost)).or_insert(0) += 1;
     if let Some(t) = l
         .data
         .get("last_seen_ts")

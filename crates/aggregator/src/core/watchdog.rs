@@ -2,7 +2,7 @@
 //! (aggregator §6, §10). Filesystem facts are gathered by the caller off the
 //! executor and passed in, so this stays pure and clock-driven.
 
-use super::{antsdr, remoteid, Feed, FeedHealth, State};
+use super::{antsdr, remoteid, Feed, FeedHealth, Removal, State};
 use ndefender_contract::enums::{LogLevel, RemoteIdHealth, RemoteIdMode, RfStatus, VideoStatus};
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -92,7 +92,7 @@ fn expire_contacts(st: &mut State) {
         .map(|s| s.contact.id.clone())
         .collect();
     for id in expired {
-        remoteid::evict(st, &id);
+        remoteid::evict(st, &id, Removal::Expired);
     }
     let rf_ttl_ms = (st.cfg.antsdr.contact_ttl_s * 1000.0) as u64;
     let expired: Vec<String> = st
@@ -103,7 +103,7 @@ fn expire_contacts(st: &mut State) {
         .map(|s| s.contact.data.id.clone())
         .collect();
     for id in expired {
-        antsdr::evict(st, &id);
+        antsdr::evict(st, &id, Removal::Expired);
     }
 }
 

@@ -3,14 +3,15 @@
 //! time with ack correlation and retries, probes RTT while idle, and reopens with
 //! backoff when the board goes away.
 
+use super::line::{self, AckFields, DeviceInput};
 use super::port::{select_port, PortRoots};
 use super::translate::FwCommand;
 use crate::config::Esp32Config;
 use crate::core::{esp32 as state, Core};
 use ndefender_contract::events::kind;
+use ndefender_service::metrics::{CounterFamily, Histogram};
 use ndefender_service::Shutdown;
 use ndefender_tail::{Frame, LineFramer};
-use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,6 +59,37 @@ pub struct LinkStats {
     pub unknown_acks: AtomicU64,
     pub reconnects: AtomicU64,
     pub timeouts: AtomicU64,
+    /// `esp32_commands_total{cmd,outcome}`: every submitted command, once, by how it ended.
+    pub commands: CounterFamily,
+    /// `esp32_ack_rtt_seconds`: write of the command line → its ack.
+    pub ack_rtt: AckRtt,
+}
+
+const RTT_BOUNDS: &[f64] = &[0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0];
+
+#[derive(Debug)]
+pub struct AckRtt(pub std::sync::Mutex<Histogram>);
+
+impl Default for AckRtt {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(Histogram::new(RTT_BOUNDS)))
+    }
+}
+
+impl Job {
+    /// Answers the submitter and counts the outcome.
+    fn finish(self, stats: &LinkStats, o: Outcome) {
+        let outcome = match &o {
+            Outcome::Ack { ok: true, .. } => "ok",
+            Outcome::Ack { ok: false, .. } => "error",
+            Outcome::NotConnected => "not_connected",
+            Outcome::Timeout => "timeout",
+        };
+        stats
+            .commands
+            .inc(&format!("cmd=\"{}\",outcome=\"{outcome}\"", self.cmd.cmd));
+        let _ = self.reply.send(o);
+    }
 }
 
 /// The handle the REST side submits commands through.
@@ -198,7 +230,7 @@ async fn run(
         }
         // Everything still queued fails now rather than at its timeout.
         while let Ok(job) = rx.try_recv() {
-            let _ = job.reply.send(Outcome::NotConnected);
+            job.finish(&stats, Outcome::NotConnected);
         }
         if end == End::Shutdown {
             return;
@@ -271,52 +303,50 @@ async fn session(
                         break End::ReadError;
                     }
                 };
-                let mut lines: Vec<Result<String, ()>> = Vec::new();
+                let mut lines: Vec<Option<DeviceInput>> = Vec::new();
                 framer.feed(&buf[..n], |f| match f {
                     Frame::Line { data, .. } => {
-                        let text = String::from_utf8_lossy(data);
-                        if matches!(text, std::borrow::Cow::Owned(_)) {
+                        let (input, invalid_utf8) = line::classify(data);
+                        if invalid_utf8 {
                             stats.invalid_utf8.fetch_add(1, Ordering::Relaxed);
                         }
-                        lines.push(Ok(text.replace('\r', "").trim().to_owned()));
+                        if input == DeviceInput::NotJson {
+                            let text = String::from_utf8_lossy(data);
+                            tracing::debug!(line = %text.chars().take(80).collect::<String>(), "esp32: non-JSON line");
+                        }
+                        lines.push(Some(input));
                     }
-                    Frame::Oversize { .. } => lines.push(Err(())),
+                    Frame::Oversize { .. } => lines.push(None),
                 });
                 for l in lines {
-                    let Ok(line) = l else {
+                    let Some(input) = l else {
                         stats.overlong.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    if line.is_empty() {
-                        continue;
-                    }
-                    let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(&line) else {
-                        stats.invalid.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(line = %line.chars().take(80).collect::<String>(), "esp32: non-JSON line");
-                        continue;
-                    };
-                    if obj.get("proto").and_then(Value::as_i64) == Some(1) {
-                        core.mutate(state::on_legacy_protocol);
-                        continue;
-                    }
-                    match obj.get("type").and_then(Value::as_str) {
-                        Some("telemetry") => {
+                    match input {
+                        DeviceInput::Blank => {}
+                        DeviceInput::NotJson => {
+                            stats.invalid.fetch_add(1, Ordering::Relaxed);
+                        }
+                        DeviceInput::Legacy => core.mutate(state::on_legacy_protocol),
+                        DeviceInput::Telemetry(obj) => {
                             stats.telemetry.fetch_add(1, Ordering::Relaxed);
                             core.mutate(|st| state::on_telemetry(st, &obj));
                             last_tel = Some(Instant::now());
                             connected.store(true, Ordering::Release);
                             *backoff = Duration::from_secs(1);
                         }
-                        Some("command_ack") => {
+                        DeviceInput::CommandAck(obj) => {
                             stats.acks.fetch_add(1, Ordering::Relaxed);
-                            on_ack(core, stats, &obj, &mut inflight, &mut probe, &mut timed_out, &mut done);
+                            let ack = AckFields::from_obj(&obj);
+                            on_ack(core, stats, ack, &mut inflight, &mut probe, &mut timed_out, &mut done);
                             last_exchange = Instant::now();
                         }
-                        Some("log_event") => {
+                        DeviceInput::LogEvent(obj) => {
                             stats.log_events.fetch_add(1, Ordering::Relaxed);
                             core.mutate(|st| state::on_log_event(st, &obj));
                         }
-                        _ => {
+                        DeviceInput::OtherType => {
                             stats.other_types.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -326,12 +356,12 @@ async fn session(
                 let Some(job) = job else { break End::Shutdown };
                 if job.enqueued.elapsed() > queue_timeout {
                     stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                    let _ = job.reply.send(Outcome::Timeout);
+                    job.finish(stats, Outcome::Timeout);
                     continue;
                 }
                 let line = job.cmd.line(&job.id);
                 if !write_line(&mut wr, &line).await {
-                    let _ = job.reply.send(Outcome::NotConnected);
+                    job.finish(stats, Outcome::NotConnected);
                     break End::WriteError;
                 }
                 let now = Instant::now();
@@ -357,7 +387,7 @@ async fn session(
                         } else if let Some(f) = inflight.take() {
                             stats.timeouts.fetch_add(1, Ordering::Relaxed);
                             remember(&mut timed_out, f.job.id.clone(), f.job.cmd.clone());
-                            let _ = f.job.reply.send(Outcome::Timeout);
+                            f.job.finish(stats, Outcome::Timeout);
                         }
                     }
                 }
@@ -381,7 +411,7 @@ async fn session(
         }
     };
     if let Some(f) = inflight.take() {
-        let _ = f.job.reply.send(Outcome::NotConnected);
+        f.job.finish(stats, Outcome::NotConnected);
     }
     end
 }
@@ -408,20 +438,18 @@ async fn write_line<W: AsyncWriteExt + Unpin>(wr: &mut W, line: &str) -> bool {
 fn on_ack(
     core: &Core,
     stats: &LinkStats,
-    obj: &serde_json::Map<String, Value>,
+    ack: AckFields,
     inflight: &mut Option<InFlight>,
     probe: &mut Option<(String, Instant)>,
     timed_out: &mut VecDeque<(String, FwCommand)>,
     done: &mut VecDeque<(String, FwCommand)>,
 ) {
-    let id = obj.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
-    let ok = obj.get("ok").and_then(Value::as_bool).unwrap_or(false);
-    let err = obj.get("err").and_then(Value::as_str).map(str::to_owned);
-    let cmd_name = obj
-        .get("data")
-        .and_then(|d| d.get("cmd"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let AckFields {
+        id,
+        ok,
+        err,
+        cmd: cmd_name,
+    } = ack;
     let now = Instant::now();
     if probe.as_ref().is_some_and(|(p, _)| *p == id) {
         if let Some((_, sent)) = probe.take() {
@@ -432,7 +460,11 @@ fn on_ack(
     }
     if inflight.as_ref().is_some_and(|f| f.job.id == id) {
         let Some(f) = inflight.take() else { return };
-        let rtt = now.saturating_duration_since(f.written).as_millis() as u64;
+        let rtt_d = now.saturating_duration_since(f.written);
+        if let Ok(mut h) = stats.ack_rtt.0.lock() {
+            h.observe(rtt_d.as_secs_f64());
+        }
+        let rtt = rtt_d.as_millis() as u64;
         let cmd = f.job.cmd.clone();
         core.mutate(|st| {
             state::set_rtt(st, rtt);
@@ -440,7 +472,7 @@ fn on_ack(
             state::on_command_result(st, cmd.cmd, cmd.arg("vrx_id"), ok, err.as_deref());
         });
         remember(done, id, cmd);
-        let _ = f.job.reply.send(Outcome::Ack { ok, err });
+        f.job.finish(stats, Outcome::Ack { ok, err });
         return;
     }
     if let Some(pos) = timed_out.iter().position(|(t, _)| *t == id) {

@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use ndefender_contract::system::{BluetoothDeviceList, WifiScanResult};
 use ndefender_service::http::{json_ok, ApiError};
+use ndefender_service::metrics;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -39,6 +40,7 @@ pub struct Api {
     pub in_progress: Mutex<HashSet<String>>,
     pub bt_scan_generation: AtomicU64,
     pub started: Instant,
+    pub http: Arc<ndefender_service::metrics::HttpMetrics>,
     pub metrics: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -157,30 +159,43 @@ async fn bt_devices(State(api): S) -> Response {
     }
 }
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
-}
-
 async fn metrics(State(api): S) -> Response {
-    let mut out = String::new();
+    let mut out = String::with_capacity(8192);
     let sha = crate::probes::procfs::version_info().git_sha.unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "ndefender_build_info{{version=\"{}\",git_sha=\"{}\"}} 1",
+    metrics::write_build_info(
+        &mut out,
         env!("CARGO_PKG_VERSION"),
-        esc(&sha)
+        &sha,
+        api.started.elapsed().as_secs_f64(),
     );
-    let _ = writeln!(out, "ndefender_uptime_seconds {}", api.started.elapsed().as_secs());
+    api.http.write_prometheus(&mut out);
     if let Some(hub) = api.ctl.hub() {
         hub.stats().write_prometheus(&mut out);
     }
+    api.ctl.probe_seconds().write(&mut out, "probe_duration_seconds");
+    api.ctl.probe_stuck_counts().write(&mut out, "probe_stuck_total");
+    let _ = writeln!(out, "# TYPE probe_failures_total counter");
     for (k, v) in api.ctl.read(|st| st.failure_counts()) {
         let _ = writeln!(out, "probe_failures_total{{{k}}} {v}");
     }
     if let Ok(m) = api.metrics.lock() {
+        // Keys are `name{labels}`: one `# TYPE` line per family.
+        let mut family = "";
         for (k, v) in m.iter() {
+            let name = k.split('{').next().unwrap_or(k);
+            if name != family {
+                let _ = writeln!(out, "# TYPE {name} counter");
+                family = name;
+            }
             let _ = writeln!(out, "{k} {v}");
         }
+        // The common family of wire §9, from the same counts.
+        let _ = writeln!(out, "# TYPE ndefender_rate_limited_total counter");
+        for (k, v) in m.iter() {
+            if let Some(class) = k.strip_prefix("rate_limited_total{class=") {
+                let _ = writeln!(out, "ndefender_rate_limited_total{{bucket={class} {v}");
+            }
+        }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
 }

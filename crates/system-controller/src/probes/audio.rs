@@ -355,7 +355,10 @@ fn mixer_thread(
         let due = last_poll.is_none_or(|t| t.elapsed() >= interval);
         if let Some(m) = mixer.as_mut() {
             if changed || due {
-                match m.read() {
+                let t = std::time::Instant::now();
+                let read = m.read();
+                ctl.observe_probe(Probe::Audio, t.elapsed());
+                match read {
                     Ok(v) => report(Some(v)),
                     Err(e) => {
                         tracing::warn!(error = %e, "mixer read failed");

@@ -202,7 +202,7 @@ async fn watch(
     let mut resync = resync_interval(Duration::from_secs(10));
     let mut registered = false;
     loop {
-        let view = read(ctl, conn).await?;
+        let view = ctl.timed(Probe::Bluetooth, read(ctl, conn)).await?;
         if !registered {
             // One attempt per session: BlueZ refusing the agent is logged, not retried.
             agent.register(ctl, conn).await;

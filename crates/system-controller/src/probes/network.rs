@@ -73,7 +73,7 @@ async fn watch(ctl: &Controller, bus: &Bus, conn: &Connection, streams: &mut Str
     let kick = bus.kick(NM);
     let mut resync = resync_interval(Duration::from_secs(ctl.cfg().network.resync_s));
     loop {
-        let r = read(ctl, conn).await?;
+        let r = ctl.timed(Probe::Network, read(ctl, conn)).await?;
         ctl.mutate(|st| {
             st.network.connected = r.connected;
             st.network.ssid = r.ssid;

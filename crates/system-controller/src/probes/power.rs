@@ -101,6 +101,7 @@ async fn hat_loop(ctl: Controller, reader: SharedReader) {
         // A read that outlived its timeout still holds the bus: no new one until it returns.
         if in_flight.swap(true, Ordering::AcqRel) {
             tracing::warn!("ups read still stuck");
+            ctl.probe_stuck(Probe::Power);
             ctl.mutate(|st| st.probe_failed(Probe::Power, "ups_read_failed"));
             continue;
         }
@@ -115,7 +116,13 @@ async fn hat_loop(ctl: Controller, reader: SharedReader) {
             flag.store(false, Ordering::Release);
             out
         });
-        let res = match tokio::time::timeout(Duration::from_millis(cfg.read_timeout_ms), job).await {
+        let res = match ctl
+            .timed(
+                Probe::Power,
+                tokio::time::timeout(Duration::from_millis(cfg.read_timeout_ms), job),
+            )
+            .await
+        {
             Ok(Ok(r)) => r,
             _ => Err(UpsError::ReadFailed),
         };
@@ -199,7 +206,7 @@ async fn session(ctl: Controller, bus: Bus, conn: Connection, mut streams: Strea
     let run = async {
         let mut resync = resync_interval(Duration::from_secs(10));
         loop {
-            let t = read_upower(&ctl, &conn).await?;
+            let t = ctl.timed(Probe::Power, read_upower(&ctl, &conn)).await?;
             ctl.mutate(|st| {
                 match t.clone() {
                     Some(t) => st.ups = t,

@@ -14,6 +14,7 @@ const READ_TIMEOUT: Duration = Duration::from_millis(500);
 pub async fn probe_once(ctl: &Controller, probe: &Arc<Mutex<SystemProbe>>, busy: &Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::Ordering;
     if busy.swap(true, Ordering::AcqRel) {
+        ctl.probe_stuck(Probe::System);
         ctl.mutate(|st| st.probe_failed(Probe::System, "procfs_stuck"));
         return;
     }
@@ -25,7 +26,7 @@ pub async fn probe_once(ctl: &Controller, probe: &Arc<Mutex<SystemProbe>>, busy:
         b.store(false, Ordering::Release);
         r
     });
-    match tokio::time::timeout(READ_TIMEOUT, job).await {
+    match ctl.timed(Probe::System, tokio::time::timeout(READ_TIMEOUT, job)).await {
         Ok(Ok(Some(s))) => ctl.mutate(|st| {
             st.system = s;
             st.probe_ok(Probe::System);

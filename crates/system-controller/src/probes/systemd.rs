@@ -63,7 +63,7 @@ async fn watch(ctl: &Controller, bus: &Bus, conn: &Connection, streams: &mut Str
     call(t, mgr.subscribe()).await?;
     let mut resync = resync_interval(Duration::from_secs(ctl.cfg().services.resync_s));
     loop {
-        let entries = read_all(ctl, conn, &mgr, t).await?;
+        let entries = ctl.timed(Probe::Services, read_all(ctl, conn, &mgr, t)).await?;
         ctl.mutate(|st| {
             st.services = entries;
             st.probe_ok(Probe::Services);
