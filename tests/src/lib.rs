@@ -1,1 +1,83 @@
-//! end-to-end test helpers
+//! Harness for the end-to-end and fault-injection tests: the three daemons as
+//! real processes on free ports in a private directory, the ESP32 emulator on a
+//! pseudo-terminal, real WebSocket clients that validate every frame against the
+//! contract's schemas.
+//!
+//! The daemon binaries are the ones `cargo test --workspace` builds next to the
+//! test executables (`target/<profile>/`); `cargo test -p ndefender-tests` alone
+//! does not rebuild them, so run the workspace (or `cargo build --bins` first).
+
+pub mod proc;
+pub mod stack;
+pub mod ws;
+
+pub use proc::{bin, free_port, Proc};
+pub use stack::{Stack, StackOptions};
+pub use ws::Ws;
+
+use ndefender_contract::schema::Schemas;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+pub fn schemas() -> &'static Schemas {
+    static S: OnceLock<Schemas> = OnceLock::new();
+    S.get_or_init(|| match Schemas::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("schemas: {e}");
+            std::process::abort()
+        }
+    })
+}
+
+/// GET a JSON body (any status).
+pub async fn get_json(url: &str) -> R<(u16, serde_json::Value)> {
+    let r = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
+    let s = r.status().as_u16();
+    Ok((s, r.json().await?))
+}
+
+/// POST a JSON body, returning status and JSON answer.
+pub async fn post_json(url: &str, body: &serde_json::Value) -> R<(u16, serde_json::Value)> {
+    let r = reqwest::Client::new()
+        .post(url)
+        .timeout(Duration::from_secs(15))
+        .json(body)
+        .send()
+        .await?;
+    let s = r.status().as_u16();
+    Ok((s, r.json().await?))
+}
+
+/// Polls `f` every 100 ms until it yields `Some`, or fails naming `what` after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> R<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = R<Option<T>>>,
+{
+    let deadline = Instant::now() + within;
+    let mut last_err = String::new();
+    loop {
+        match f().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = e.to_string(),
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{what}: not within {within:?} (last error: {last_err})").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One series of a Prometheus text body, e.g. `ndefender_ws_clients` or `x_total{a="b"}`.
+pub fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}

@@ -1,0 +1,196 @@
+//! A daemon as a child process: start, readiness, signals, resource readings.
+
+use crate::R;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A workspace binary next to the running test executable (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> R<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("test executable has no target directory")?;
+    let p = dir.join(name);
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{} not built; run `cargo test --workspace` (or `cargo build --bins`)",
+            p.display()
+        )
+        .into())
+    }
+}
+
+pub fn free_port() -> R<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// One daemon process. Killed on drop if still running.
+pub struct Proc {
+    pub name: &'static str,
+    pub port: u16,
+    pub log: PathBuf,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    health: &'static str,
+    child: Option<Child>,
+}
+
+impl Proc {
+    /// Starts `name` with `env` overrides, stderr to `<dir>/<name>.log`, and waits until
+    /// `health` answers 200.
+    pub async fn start(
+        name: &'static str,
+        dir: &Path,
+        port: u16,
+        health: &'static str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> R<Proc> {
+        let mut p = Proc {
+            name,
+            port,
+            log: dir.join(format!("{name}.log")),
+            program: bin(name)?,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env.to_vec(),
+            health,
+            child: None,
+        };
+        p.restart().await?;
+        Ok(p)
+    }
+
+    /// Starts the process again with the same command line (after a stop or a kill).
+    pub async fn restart(&mut self) -> R {
+        if self.child.is_some() {
+            return Err(format!("{} is still running", self.name).into());
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .env("RUST_LOG", "warn")
+            .envs(self.env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(30)).await
+    }
+
+    async fn wait_ready(&mut self, within: Duration) -> R {
+        let url = format!("{}{}", self.base(), self.health);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = client.get(&url).timeout(Duration::from_secs(2)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Some(s) = c.try_wait()? {
+                    self.child = None;
+                    return Err(format!("{} exited during startup ({s}): {}", self.name, self.log_text()).into());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} not ready within {within:?}: {}", self.name, self.log_text()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
+    }
+
+    pub fn ws(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn pid(&self) -> R<i32> {
+        Ok(self.child.as_ref().ok_or("not running")?.id() as i32)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: Signal) -> R {
+        kill(Pid::from_raw(self.pid()?), sig)?;
+        Ok(())
+    }
+
+    /// Sends SIGTERM and waits for the exit (SIGKILL after `limit`); returns the
+    /// status and how long the daemon took.
+    pub async fn terminate(&mut self, limit: Duration) -> R<(ExitStatus, Duration)> {
+        let t = Instant::now();
+        self.signal(Signal::SIGTERM)?;
+        let mut child = self.child.take().ok_or("not running")?;
+        loop {
+            if let Some(s) = child.try_wait()? {
+                return Ok((s, t.elapsed()));
+            }
+            if t.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{} did not exit within {limit:?} of SIGTERM", self.name).into());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(&mut self) -> R {
+        if let Some(mut c) = self.child.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Resident set size in KiB (VmRSS).
+    pub fn rss_kib(&self) -> R<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| "no VmRSS".into())
+    }
+
+    /// Open file descriptors.
+    pub fn fds(&self) -> R<usize> {
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid()?))?.count())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

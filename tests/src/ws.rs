@@ -1,0 +1,136 @@
+//! A WebSocket client that validates every envelope it reads.
+
+use crate::{schemas, R};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+type Stream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What ended a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// A close frame with this code.
+    Close(u16),
+    /// The connection ended without a close frame.
+    Dropped,
+}
+
+pub struct Ws {
+    stream: Stream,
+    /// The snapshot frames sent on connect (the first frame at least).
+    pub greeting: Value,
+    /// Set once the stream has ended.
+    pub end: Option<End>,
+}
+
+impl Ws {
+    /// Connects and waits for the first frame: only events published after it reach
+    /// this client (the hub registers a client once the upgrade completed).
+    pub async fn connect(url: &str) -> R<Ws> {
+        let (stream, _) =
+            tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url)).await??;
+        let mut ws = Ws {
+            stream,
+            greeting: Value::Null,
+            end: None,
+        };
+        ws.greeting = ws.next(Duration::from_secs(10)).await?.ok_or("no greeting")?;
+        Ok(ws)
+    }
+
+    /// The next envelope, validated, or None on timeout or end of stream (see `end`).
+    pub async fn next(&mut self, timeout: Duration) -> R<Option<Value>> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) | Ok(Some(Err(_))) => {
+                    self.end = Some(End::Dropped);
+                    return Ok(None);
+                }
+                Ok(Some(Ok(m))) => m,
+            };
+            match msg {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(t.as_str())?;
+                    schemas()
+                        .validate_envelope(&v)
+                        .map_err(|e| format!("invalid envelope {v}: {e}"))?;
+                    return Ok(Some(v));
+                }
+                Message::Close(f) => {
+                    self.end = Some(End::Close(f.map(|f| u16::from(f.code)).unwrap_or(1005)));
+                    return Ok(None);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads until an envelope matches and returns it; fails after `timeout`.
+    pub async fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> R<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await? {
+                Some(v) if pred(&v) => return Ok(v),
+                Some(_) => {}
+                None => return Err(format!("expected envelope did not arrive (end: {:?})", self.end).into()),
+            }
+        }
+    }
+
+    /// Everything that arrives within `d`.
+    pub async fn collect(&mut self, d: Duration) -> R<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + d;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await? {
+                Some(v) => out.push(v),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Reads (and validates) until the stream ends; returns how.
+    pub async fn until_end(&mut self, within: Duration) -> R<End> {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.end.is_none() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err("stream did not end".into());
+            }
+            self.next(left).await?;
+        }
+        self.end.clone().ok_or_else(|| "stream did not end".into())
+    }
+
+    pub async fn send_text(&mut self, t: &str) -> R {
+        self.stream.send(Message::text(t)).await?;
+        Ok(())
+    }
+
+    /// A polite close (1000).
+    pub async fn close(mut self) -> R {
+        let _ = self
+            .stream
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
+        Ok(())
+    }
+}
+
+/// `data.id` of an envelope, if any.
+pub fn data_id(v: &Value) -> Option<&str> {
+    v.get("data")?.get("id")?.as_str()
+}
