@@ -1,0 +1,385 @@
+//! Fault injection on the real binaries: a crash of the aggregator mid-stream,
+//! the scanner going away, the ESP32 unplugged mid-command, a full disk under
+//! the scanner's JSONL, and a thousand WebSocket clients dropping abruptly.
+//! Each test prints what it measured (`--nocapture`) for docs/RELIABILITY.md.
+
+use ndefender_tests::{eventually, get_json, metric, post_json, Stack, StackOptions, Ws, R};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const MIN: Duration = Duration::from_secs(60);
+
+fn kv(k: &str, v: &str) -> (String, String) {
+    (k.to_owned(), v.to_owned())
+}
+
+fn rid_line(i: u64) -> String {
+    let t = ndefender_contract::time::now_ms();
+    format!(
+        r#"{{"type":"CONTACT_NEW","timestamp_ms":{t},"source":"remoteid","data":{{"id":"rid:k{i}","type":"REMOTE_ID","last_seen_ts":{t},"lat":48.1,"lon":11.5}}}}"#
+    )
+}
+
+async fn metrics(url: &str) -> R<String> {
+    Ok(reqwest::get(url).await?.text().await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregator_killed_mid_stream_loses_no_line() -> R {
+    const N: u64 = 3000;
+    let mut s = Stack::start(StackOptions {
+        drones: 0,
+        esp32: false,
+        aggregator_env: vec![
+            kv("NDEFENDER_CONTACTS__MAX_PER_KIND", "100000"),
+            kv("NDEFENDER_REMOTEID__CONTACT_TTL_S", "600"),
+        ],
+        ..StackOptions::default()
+    })
+    .await?;
+    // Contacts live in memory: what the first process published before it died is
+    // what its clients got; the new process resumes from its checkpoint. Nothing is
+    // lost when every line reached a client before the kill or is in the new state.
+    let mut ws1 = Ws::connect(&s.aggregator.ws("/api/v1/ws")).await?;
+    let before = tokio::spawn(async move {
+        let mut ids = BTreeSet::new();
+        while let Ok(Some(v)) = ws1.next(Duration::from_secs(30)).await {
+            if let Some(id) = ndefender_tests::ws::data_id(&v) {
+                ids.insert(id.to_owned());
+            }
+        }
+        ids
+    });
+    // A writer appending one line every ~1 ms, independent of the aggregator's fate.
+    let path = s.rid_path.clone();
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        for i in 0..N {
+            f.write_all(format!("{}\n", rid_line(i)).as_bytes())?;
+            std::thread::sleep(Duration::from_micros(1000));
+        }
+        Ok(())
+    });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    s.aggregator.kill9()?;
+    let killed = Instant::now();
+    let before = before.await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    s.aggregator.restart().await?;
+    let back = killed.elapsed();
+    writer.join().map_err(|_| "writer panicked")??;
+
+    let url = s.aggregator.url("/api/v1/contacts");
+    let after = eventually(MIN, "the new process caught up", || async {
+        let (_, v) = get_json(&url).await?;
+        let ids: BTreeSet<String> = v["contacts"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        Ok(ids.contains(&format!("rid:k{}", N - 1)).then_some(ids))
+    })
+    .await?;
+    // RF contacts from the scanner share the list; only RemoteID lines are counted.
+    let ids: BTreeSet<String> = before
+        .union(&after)
+        .filter(|i| i.starts_with("rid:"))
+        .cloned()
+        .collect();
+    let want: BTreeSet<String> = (0..N).map(|i| format!("rid:k{i}")).collect();
+    let lost: Vec<&String> = want.difference(&ids).take(10).collect();
+    assert!(lost.is_empty(), "{} lost, e.g. {lost:?}", want.difference(&ids).count());
+    assert_eq!(ids.len(), want.len(), "nothing but the appended ids");
+    let body = metrics(&s.aggregator.url("/metrics")).await?;
+    assert_eq!(
+        metric(
+            &body,
+            "aggregator_feed_lines_total{feed=\"remoteid\",result=\"malformed\"}"
+        ),
+        Some(0.0),
+        "a crash tears no line"
+    );
+    let accepted = metric(
+        &body,
+        "aggregator_feed_lines_total{feed=\"remoteid\",result=\"accepted\"}",
+    )
+    .unwrap_or(0.0);
+    eprintln!(
+        "kill -9 mid-stream: {N} lines appended; {} delivered before the kill, {} in the new process \
+         ({} both: re-read from the checkpoint), 0 lost; {accepted} lines accepted by the new process; \
+         back up {back:?} after the kill",
+        before.iter().filter(|i| i.starts_with("rid:")).count(),
+        after.iter().filter(|i| i.starts_with("rid:")).count(),
+        before.intersection(&after).filter(|i| i.starts_with("rid:")).count()
+    );
+    Ok(())
+}
+
+async fn rf_state(s: &Stack) -> R<(Value, Value)> {
+    let (_, v) = get_json(&s.aggregator.url("/api/v1/status")).await?;
+    Ok((v["rf"]["status"].clone(), v["antsdr"]["connected"].clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanner_stopped_rf_goes_offline_and_recovers() -> R {
+    let mut s = Stack::start(StackOptions {
+        drones: 0,
+        esp32: false,
+        aggregator_env: vec![
+            kv("NDEFENDER_ANTSDR__STALE_S", "2.0"),
+            kv("NDEFENDER_ANTSDR__POLL_INTERVAL_S", "0.5"),
+        ],
+        ..StackOptions::default()
+    })
+    .await?;
+    let mut ws = Ws::connect(&s.aggregator.ws("/api/v1/ws")).await?;
+    eventually(MIN, "rf ok with the scanner up", || async {
+        let (rf, up) = rf_state(&s).await?;
+        Ok((rf == "ok" && up == true).then_some(()))
+    })
+    .await?;
+    s.scanner.kill9()?;
+    let down = Instant::now();
+    let (rf, up) = eventually(Duration::from_secs(20), "rf degraded without the scanner", || async {
+        let (rf, up) = rf_state(&s).await?;
+        Ok((rf != "ok" && up == false).then_some((rf, up)))
+    })
+    .await?;
+    let noticed = down.elapsed();
+    // The dashboard is told, not only the REST poller.
+    ws.wait_for(Duration::from_secs(10), |v| {
+        v["type"] == "SYSTEM_UPDATE" && v["data"]["antsdr"]["connected"] == false
+    })
+    .await?;
+    s.scanner.restart().await?;
+    let restarted = Instant::now();
+    eventually(MIN, "rf ok again after the scanner restarted", || async {
+        let (rf, up) = rf_state(&s).await?;
+        Ok((rf == "ok" && up == true).then_some(()))
+    })
+    .await?;
+    eprintln!(
+        "scanner killed: aggregator showed rf={rf} antsdr.connected={up} after {noticed:?}; \
+         recovered {:?} after the scanner restarted",
+        restarted.elapsed()
+    );
+    let (st, _) = s.aggregator.terminate(Duration::from_secs(10)).await?;
+    assert!(st.success(), "the aggregator survived its upstream going away");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esp32_unplugged_mid_command_fails_at_once_and_recovers() -> R {
+    let s = Stack::start(StackOptions {
+        drones: 0,
+        ..StackOptions::default()
+    })
+    .await?;
+    let status = s.aggregator.url("/api/v1/status");
+    let connected = |want: bool| {
+        let status = status.clone();
+        async move {
+            eventually(Duration::from_secs(20), "esp32.connected", || async {
+                let (_, v) = get_json(&status).await?;
+                Ok((v["esp32"]["connected"] == want).then_some(()))
+            })
+            .await
+        }
+    };
+    connected(true).await?;
+    let sim = s.esp32.as_ref().ok_or("no emulator")?.control();
+    sim.set_ack_delay(Duration::from_millis(2000)).await?;
+    let url = s.aggregator.url("/api/v1/video/select");
+    let pending = {
+        let url = url.clone();
+        tokio::spawn(async move { post_json(&url, &json!({"payload": {"ch": 2}})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let unplugged = Instant::now();
+    sim.unplug().await?;
+    let (code, body) = pending.await??;
+    let failed_after = unplugged.elapsed();
+    assert_eq!((code, body), (409, json!({"detail": "esp32_not_connected"})));
+    assert!(
+        failed_after < Duration::from_millis(1200),
+        "failed at once, not at the ack timeout: {failed_after:?}"
+    );
+    connected(false).await?;
+    sim.set_ack_delay(Duration::ZERO).await?;
+    sim.replug().await?;
+    let replugged = Instant::now();
+    connected(true).await?;
+    let (code, _) = post_json(&url, &json!({"payload": {"ch": 1}})).await?;
+    assert_eq!(code, 200);
+    eprintln!(
+        "ESP32 unplugged mid-command: the pending command failed after {failed_after:?}; \
+         link back {:?} after replug",
+        replugged.elapsed()
+    );
+    Ok(())
+}
+
+/// Mounts a 2 MiB tmpfs at `at` when this process may (root with CAP_SYS_ADMIN).
+fn mount_tmpfs(at: &Path) -> bool {
+    std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(at)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+struct Unmount(std::path::PathBuf);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanner_keeps_scanning_through_a_full_disk() -> R {
+    // The JSONL lives on its own small filesystem, filled to the last byte by a
+    // filler file; without the right to mount, /dev/full gives the same ENOSPC.
+    let disk = tempfile::tempdir()?;
+    let (mounted, _guard) = if mount_tmpfs(disk.path()) {
+        (true, Some(Unmount(disk.path().to_owned())))
+    } else {
+        (false, None)
+    };
+    let jsonl = disk.path().join("antsdr_scan.jsonl");
+    let filler = disk.path().join("filler");
+    if mounted {
+        let mut f = std::fs::File::create(&filler)?;
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let mut one = [0u8; 1];
+        while f.write_all(&one[..]).is_ok() {
+            one[0] = 0;
+        }
+    } else {
+        std::os::unix::fs::symlink("/dev/full", &jsonl)?;
+    }
+    let s = Stack::start(StackOptions {
+        drones: 0,
+        esp32: false,
+        scanner_env: vec![kv("NDEFENDER_OUTPUT__JSONL_PATH", &jsonl.display().to_string())],
+        ..StackOptions::default()
+    })
+    .await?;
+    let mut ws = Ws::connect(&s.scanner.ws("/api/v1/events")).await?;
+    let murl = s.scanner.url("/metrics");
+    let errors_at = |body: &str| metric(body, "antsdr_jsonl_write_errors_total").unwrap_or(0.0);
+    eventually(MIN, "write errors reported", || async {
+        let b = metrics(&murl).await?;
+        Ok((errors_at(&b) >= 2.0).then_some(()))
+    })
+    .await?;
+    // Still scanning: sweeps complete and events reach WebSocket clients.
+    let cycles = |b: &str| metric(b, "antsdr_cycles_total").unwrap_or(0.0);
+    let c0 = cycles(&metrics(&murl).await?);
+    ws.wait_for(MIN, |v| v["type"].as_str().is_some_and(|t| t.starts_with("RF_CONTACT")))
+        .await?;
+    eventually(MIN, "sweeps go on", || async {
+        Ok((cycles(&metrics(&murl).await?) > c0 + 1.0).then_some(()))
+    })
+    .await?;
+    let (_, health) = get_json(&s.scanner.url("/api/v1/health")).await?;
+    let full_len = std::fs::metadata(&jsonl).map(|m| m.len()).unwrap_or(0);
+    // Space comes back.
+    if mounted {
+        std::fs::remove_file(&filler)?;
+    } else {
+        std::fs::remove_file(&jsonl)?;
+        std::fs::File::create(&jsonl)?;
+    }
+    let freed = Instant::now();
+    let grown = eventually(MIN, "lines written again", || async {
+        let len = std::fs::metadata(&jsonl)?.len();
+        Ok((len > full_len + 200).then_some(len))
+    })
+    .await?;
+    let resumed = freed.elapsed();
+    let text = std::fs::read_to_string(&jsonl)?;
+    let bad = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .filter(|l| serde_json::from_str::<Value>(l).is_err())
+        .count();
+    // At most the one torn line from the moment the disk filled; every later line whole.
+    assert!(bad <= 1, "{bad} unparsable lines");
+    let last = text.lines().rev().find(|l| !l.is_empty()).ok_or("empty file")?;
+    serde_json::from_str::<Value>(last)?;
+    eprintln!(
+        "full disk ({}): scanner kept scanning, reported write errors (health: {}), resumed writing {resumed:?} after \
+         space returned ({grown} bytes), {bad} torn line(s)",
+        if mounted { "2 MiB tmpfs filled" } else { "/dev/full" },
+        health
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_clients_dropping_abruptly_leak_nothing() -> R {
+    let s = Stack::start(StackOptions {
+        drones: 6,
+        esp32: false,
+        aggregator_env: vec![kv("NDEFENDER_SERVER__MAX_CLIENTS", "2000")],
+        ..StackOptions::default()
+    })
+    .await?;
+    let url = s.aggregator.ws("/api/v1/ws");
+    let murl = s.aggregator.url("/metrics");
+    // One round: 1000 clients connect (in batches of 100), read their greeting,
+    // then vanish without a close frame (the socket is reset).
+    let round = || async {
+        for _ in 0..10 {
+            let mut batch = Vec::with_capacity(100);
+            for _ in 0..100 {
+                let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+                use futures_util::StreamExt;
+                let _ = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+                batch.push(ws);
+            }
+            for ws in batch {
+                // Dropped without a close frame: the server sees EOF mid-stream.
+                drop(ws);
+            }
+        }
+        eventually(Duration::from_secs(30), "all clients gone", || async {
+            let b = metrics(&murl).await?;
+            Ok((metric(&b, "ndefender_ws_clients") == Some(0.0)).then_some(()))
+        })
+        .await
+    };
+    // The first round warms the allocator and the hub's buffers; later rounds must not grow.
+    round().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss0, fds0) = (s.aggregator.rss_kib()?, s.aggregator.fds()?);
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        round().await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        samples.push((s.aggregator.rss_kib()?, s.aggregator.fds()?));
+    }
+    let body = metrics(&murl).await?;
+    let connections = metric(&body, "ndefender_ws_connections_total").unwrap_or(0.0);
+    eprintln!(
+        "1000-client churn x4 ({connections} connections): after warm-up RSS {rss0} KiB, fds {fds0}; \
+         after each further round {samples:?}"
+    );
+    assert!(connections >= 4000.0, "{connections} connections counted");
+    for (rss, fds) in &samples {
+        assert!(*fds <= fds0 + 2, "descriptors leak: {fds0} → {fds}");
+        // Allocator noise is a few hundred KiB; a leak of even 1 KiB per client would be 1 MiB per round.
+        assert!(*rss <= rss0 + 2048, "memory grows: {rss0} KiB → {rss} KiB");
+    }
+    // Events still flow to a well-behaved client.
+    let mut ws = Ws::connect(&url).await?;
+    ws.wait_for(Duration::from_secs(10), |v| v["source"] == "remoteid")
+        .await?;
+    let (_, v) = get_json(&s.aggregator.url("/api/v1/health")).await?;
+    assert_eq!(v["status"], "ok", "{v}");
+    Ok(())
+}
