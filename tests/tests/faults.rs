@@ -383,3 +383,131 @@ async fn a_thousand_clients_dropping_abruptly_leak_nothing() -> R {
     assert_eq!(v["status"], "ok", "{v}");
     Ok(())
 }
+
+/// `name` of a services entry as the aggregator shows it.
+fn service<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    v.as_array()?.iter().find(|s| s["name"] == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_outlives_its_bus_and_gpsd_and_the_dashboard_follows() -> R {
+    use ndefender_tests::dbus::{dbus_tools_missing, systemd_template, Mock, PrivateBus};
+    use ndefender_tests::gpsd::{tpv, FakeGpsd, DEVICES, SKY};
+    if dbus_tools_missing() {
+        return Ok(());
+    }
+    const SD: &str = "org.freedesktop.systemd1";
+    let bus_dir = tempfile::tempdir()?;
+    let mut bus = PrivateBus::start(bus_dir.path())?;
+    let add_gpsd_unit = |bus: &PrivateBus| {
+        let addr = bus.address.clone();
+        async move {
+            let c = zbus::connection::Builder::address(addr.as_str()).build().await?;
+            c.call_method(
+                Some("org.freedesktop.systemd1"),
+                "/org/freedesktop/systemd1",
+                Some("org.ndefender.Systemd1Mock"),
+                "AddUnit",
+                &("gpsd.service", "active", "running"),
+            )
+            .await?;
+            R::Ok(())
+        }
+    };
+    let mut sd = Mock::start(&bus, SD, &systemd_template(), None).await?;
+    add_gpsd_unit(&bus).await?;
+    let gpsd = FakeGpsd::start(0, DEVICES).await?;
+    let s = Stack::start(StackOptions {
+        drones: 0,
+        esp32: false,
+        system_bus: Some(bus.address.clone()),
+        gpsd: Some(format!("127.0.0.1:{}", gpsd.port)),
+        controller_env: vec![
+            kv("NDEFENDER_SERVICES__WATCH", "[\"gpsd\"]"),
+            kv("NDEFENDER_POWER__BACKEND", "none"),
+            kv("NDEFENDER_NETWORK__ENABLED", "false"),
+            kv("NDEFENDER_BLUETOOTH__ENABLED", "false"),
+            kv("NDEFENDER_GPS__STALE_S", "2"),
+        ],
+        ..StackOptions::default()
+    })
+    .await?;
+    let status = s.aggregator.url("/api/v1/status");
+    let seen = |pred: fn(&Value) -> bool, what: &'static str| {
+        let status = status.clone();
+        async move {
+            eventually(Duration::from_secs(45), what, || async {
+                let (_, v) = get_json(&status).await?;
+                Ok(pred(&v).then_some(v))
+            })
+            .await
+        }
+    };
+    let gpsd_active = |v: &Value| {
+        service(&v["services"], "gpsd").is_some_and(|u| u["active_state"] == "active" && u.get("last_error").is_none())
+    };
+    // GPS fixes and the watched unit reach the dashboard through the controller.
+    let feed = {
+        let tx = gpsd.tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = tx.send(SKY.to_owned());
+                let _ = tx.send(tpv(3, 47.0));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    seen(gpsd_active, "gpsd.service active in the aggregator").await?;
+    seen(|v| v["gps"]["fix"] == "FIX_3D", "a 3D fix in the aggregator").await?;
+
+    // The system bus goes away: the services section degrades, the rest stays up.
+    sd.stop();
+    bus.stop();
+    let bus_down = Instant::now();
+    let v = seen(
+        |v| service(&v["services"], "gpsd").is_some_and(|u| u["last_error"] == "dbus_unavailable"),
+        "services degraded in the aggregator",
+    )
+    .await?;
+    let bus_noticed = bus_down.elapsed();
+    assert_eq!(v["gps"]["fix"], "FIX_3D", "GPS does not depend on the bus");
+    bus.restart()?;
+    let _sd = Mock::start(&bus, SD, &systemd_template(), None).await?;
+    add_gpsd_unit(&bus).await?;
+    let bus_back = Instant::now();
+    seen(gpsd_active, "services recovered without a restart").await?;
+    let bus_recovered = bus_back.elapsed();
+
+    // gpsd goes away: GPS degrades to NO_FIX with a reason; it comes back on its port.
+    feed.abort();
+    let port = gpsd.kill();
+    let gps_down = Instant::now();
+    let v = seen(
+        |v| v["gps"]["fix"] == "NO_FIX" && v["gps"]["last_error"].is_string(),
+        "GPS degraded in the aggregator",
+    )
+    .await?;
+    let gps_noticed = gps_down.elapsed();
+    let gps_reason = v["gps"]["last_error"].clone();
+    let gpsd = FakeGpsd::start(port, DEVICES).await?;
+    let gps_back = Instant::now();
+    let feed = {
+        let tx = gpsd.tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = tx.send(SKY.to_owned());
+                let _ = tx.send(tpv(3, 47.0));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    seen(|v| v["gps"]["fix"] == "FIX_3D", "GPS recovered").await?;
+    let gps_recovered = gps_back.elapsed();
+    feed.abort();
+    eprintln!(
+        "system bus stopped: aggregator showed services dbus_unavailable after {bus_noticed:?}, recovered \
+         {bus_recovered:?} after the bus returned; gpsd stopped: GPS NO_FIX ({gps_reason}) after {gps_noticed:?}, \
+         recovered {gps_recovered:?} after gpsd returned"
+    );
+    Ok(())
+}
