@@ -46,6 +46,7 @@ pub trait StepTap {
 pub use ndefender_service::metrics::Histogram;
 
 const STEP_BOUNDS: &[f64] = &[0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5, 1.0];
+const SWEEP_BOUNDS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0];
 const DSP_BOUNDS: &[f64] = &[0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05];
 
 /// What the API and metrics report about the scan.
@@ -77,6 +78,8 @@ pub struct EngineStatus {
     pub sweep_seq: u64,
     pub finished: bool,
     pub step_seconds: Histogram,
+    /// One sweep cycle, first step to last (`antsdr_sweep_seconds`).
+    pub sweep_seconds: Histogram,
     pub dsp_seconds: Histogram,
 }
 
@@ -306,6 +309,7 @@ impl Engine {
             sweep_seq: 1,
             finished: false,
             step_seconds: Histogram::new(STEP_BOUNDS),
+            sweep_seconds: Histogram::new(SWEEP_BOUNDS),
             dsp_seconds: Histogram::new(DSP_BOUNDS),
         };
         let mut e = Engine {
@@ -878,6 +882,7 @@ impl Engine {
         let now = self.mono();
         if let Some(start) = self.cycle_start.take() {
             let took = now.saturating_duration_since(start);
+            self.status.sweep_seconds.observe(took.as_secs_f64());
             if took > Duration::from_millis(self.cfg.scan.max_cycle_ms) {
                 self.status.cycle_overruns_total += 1;
                 let real = Instant::now();

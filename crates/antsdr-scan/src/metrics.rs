@@ -61,6 +61,7 @@ pub fn render(m: &MetricsInput<'_>) -> String {
         );
         s.step_seconds.write(&mut out, "antsdr_step_seconds");
         s.dsp_seconds.write(&mut out, "antsdr_dsp_seconds");
+        s.sweep_seconds.write(&mut out, "antsdr_sweep_seconds");
         let _ = writeln!(out, "# TYPE antsdr_contacts gauge");
         let _ = writeln!(out, "antsdr_contacts{{state=\"tentative\"}} {}", s.contacts_tentative);
         let _ = writeln!(out, "antsdr_contacts{{state=\"confirmed\"}} {}", s.contacts_confirmed);

@@ -174,6 +174,8 @@ async fn autostart_rest_bodies_jsonl_and_ws_frames_are_valid() -> R {
     for m in [
         "antsdr_steps_total",
         "antsdr_cycles_total",
+        "antsdr_sweep_seconds_count",
+        "antsdr_dsp_seconds_count",
         "ndefender_ws_clients",
         "antsdr_contacts{state=\"confirmed\"}",
         "ndefender_http_requests_total{route=\"/api/v1/version\",status=\"200\"} 1\n",
