@@ -21,6 +21,8 @@ mod stats;
 mod writer;
 
 pub use config::HubConfig;
+pub use pattern::{PatternError, Subscription};
+pub use reader::{apply_control, parse_control, ControlFrame};
 pub use stats::{HubStats, IgnoredCounts, RejectedCounts, ReplayCounts};
 
 use admission::Params;

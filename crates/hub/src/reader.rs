@@ -110,39 +110,73 @@ impl RateWindow {
 }
 
 fn handle(hub: &Hub, client: &Client, text: &str) {
+    match parse_control(text) {
+        ControlFrame::NotJson => hub.counters().ignore(Ignored::Text),
+        ControlFrame::UnknownAction => hub.counters().ignore(Ignored::Action),
+        frame => {
+            let cfg = hub.config();
+            let (source, max) = (cfg.source, cfg.max_patterns);
+            client.control(|sub| apply_control(&frame, sub, max, source));
+        }
+    }
+}
+
+/// A client → server text frame, classified (wire §7.5). The reader calls
+/// [`parse_control`] on every text frame it processes, then [`apply_control`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlFrame {
+    /// `subscribe`; `None` when `events` is missing or not an array of strings.
+    Subscribe(Option<Vec<String>>),
+    /// `unsubscribe`; a missing `events` is the empty list (remove all), `None` when it is
+    /// not an array of strings.
+    Unsubscribe(Option<Vec<String>>),
+    /// `ping` with its optional id (a string of at most 64 characters).
+    Ping(Option<String>),
+    /// Not JSON: ignored, counted as text.
+    NotJson,
+    /// JSON without a known `action`, or a ping whose `id` is not a short string: ignored,
+    /// counted as an action.
+    UnknownAction,
+}
+
+/// Classifies one text frame. Pure; never fails.
+pub fn parse_control(text: &str) -> ControlFrame {
     let Ok(value) = serde_json::from_str::<Value>(text) else {
-        hub.counters().ignore(Ignored::Text);
-        return;
+        return ControlFrame::NotJson;
     };
-    let cfg = hub.config();
-    let source = cfg.source;
-    let max = cfg.max_patterns;
     match value.get("action").and_then(Value::as_str) {
-        Some("subscribe") => {
-            let list = value.get("events").and_then(string_list);
-            client.control(|sub| match list {
-                Some(list) => reply(sub.subscribe(&list, max), "SUBSCRIBED", source, &list, sub),
-                None => error(source, &PatternError::Invalid),
-            });
-        }
-        Some("unsubscribe") => {
-            let list = match value.get("events") {
-                None => Some(Vec::new()),
-                Some(v) => string_list(v),
-            };
-            client.control(|sub| match list {
-                Some(list) => reply(sub.unsubscribe(Some(&list)), "UNSUBSCRIBED", source, &list, sub),
-                None => error(source, &PatternError::Invalid),
-            });
-        }
+        Some("subscribe") => ControlFrame::Subscribe(value.get("events").and_then(string_list)),
+        Some("unsubscribe") => ControlFrame::Unsubscribe(match value.get("events") {
+            None => Some(Vec::new()),
+            Some(v) => string_list(v),
+        }),
         Some("ping") => match value.get("id") {
-            None => client.control(|_| payload::pong(source, None)),
-            Some(Value::String(id)) if id.chars().count() <= MAX_PING_ID => {
-                client.control(|_| payload::pong(source, Some(id)));
-            }
-            Some(_) => hub.counters().ignore(Ignored::Action),
+            None => ControlFrame::Ping(None),
+            Some(Value::String(id)) if id.chars().count() <= MAX_PING_ID => ControlFrame::Ping(Some(id.clone())),
+            Some(_) => ControlFrame::UnknownAction,
         },
-        _ => hub.counters().ignore(Ignored::Action),
+        _ => ControlFrame::UnknownAction,
+    }
+}
+
+/// Applies a control frame to a client's subscription and returns the reply
+/// (SUBSCRIBED, UNSUBSCRIBED, PONG or ERROR). An invalid pattern list leaves the
+/// subscription unchanged. Ignored frames ([`ControlFrame::NotJson`],
+/// [`ControlFrame::UnknownAction`]) change nothing and get no reply.
+pub fn apply_control(
+    frame: &ControlFrame,
+    sub: &mut Subscription,
+    max_patterns: usize,
+    source: Source,
+) -> Option<Envelope> {
+    match frame {
+        ControlFrame::Subscribe(Some(list)) => {
+            reply(sub.subscribe(list, max_patterns), "SUBSCRIBED", source, list, sub)
+        }
+        ControlFrame::Unsubscribe(Some(list)) => reply(sub.unsubscribe(Some(list)), "UNSUBSCRIBED", source, list, sub),
+        ControlFrame::Subscribe(None) | ControlFrame::Unsubscribe(None) => error(source, &PatternError::Invalid),
+        ControlFrame::Ping(id) => payload::pong(source, id.as_deref()),
+        ControlFrame::NotJson | ControlFrame::UnknownAction => None,
     }
 }
 

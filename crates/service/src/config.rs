@@ -67,7 +67,49 @@ where
     }
     cfg.validate()
         .map_err(|(key, msg)| ConfigError(format!("invalid value for \"{key}\": {msg}")))?;
+    if let Ok(v) = toml::Value::try_from(&cfg) {
+        check_durations(&v, "")?;
+    }
     Ok(cfg)
+}
+
+/// Largest duration accepted (about 31 years): deadlines computed from it cannot overflow.
+const MAX_DURATION_S: f64 = 1e9;
+/// Smallest positive duration accepted: anything shorter is a zero-length timer.
+const MIN_DURATION_S: f64 = 1e-3;
+
+/// Every duration (a key ending in `_s`, wire §10) must be usable as a timer: 0, or 1 ms to
+/// 1e9 s. A negative, NaN, infinite or huge value made a daemon panic converting it to a
+/// `Duration` (or adding it to an `Instant`) after `--check-config` had passed it, and a
+/// positive value below 1 ms made a zero-period interval.
+fn check_durations(v: &toml::Value, path: &str) -> Result<(), ConfigError> {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, x) in t {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                let secs = match x {
+                    toml::Value::Float(f) if k.ends_with("_s") => *f,
+                    toml::Value::Integer(i) if k.ends_with("_s") => *i as f64,
+                    other => {
+                        check_durations(other, &p)?;
+                        continue;
+                    }
+                };
+                if !(secs == 0.0 || (MIN_DURATION_S..=MAX_DURATION_S).contains(&secs)) {
+                    return Err(ConfigError(format!(
+                        "invalid value for \"{p}\": a duration must be 0 or 0.001 to 1000000000 seconds"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        toml::Value::Array(a) => a.iter().try_for_each(|x| check_durations(x, path)),
+        _ => Ok(()),
+    }
 }
 
 fn describe_type_error(msg: &str) -> String {
@@ -288,6 +330,51 @@ mod tests {
             .map(|e| e.0)
             .unwrap_or_default();
         assert!(e.contains("server.max_clients"), "{e}");
+    }
+
+    /// fuzz target `config_toml`: `--check-config` accepted durations the daemons then
+    /// panicked on (`Duration::from_secs_f64` of -1, NaN or 1e30; a zero-period interval).
+    #[test]
+    fn fuzz_regression_durations_must_be_usable_timers() {
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        struct Timers {
+            wait_s: f64,
+            cooldown_s: u64,
+        }
+        impl Default for Timers {
+            fn default() -> Self {
+                Self {
+                    wait_s: 2.0,
+                    cooldown_s: 30,
+                }
+            }
+        }
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        struct T {
+            timers: Timers,
+        }
+        impl Validate for T {
+            fn validate(&self) -> Result<(), (String, String)> {
+                Ok(())
+            }
+        }
+        for bad in ["-1", "-0.5", "nan", "inf", "1e30", "1e-12", "0.0009", "1000000001"] {
+            let e = load::<T>(None, env(&[("NDEFENDER_TIMERS__WAIT_S", bad)]))
+                .err()
+                .map(|e| e.0);
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains("\"timers.wait_s\"")),
+                "{bad}: {e:?}"
+            );
+        }
+        let e = load::<T>(None, env(&[("NDEFENDER_TIMERS__COOLDOWN_S", "9223372036854775807")])).err();
+        assert!(e.is_some_and(|e| e.0.contains("timers.cooldown_s")));
+        for good in ["0", "0.0", "-0.0", "0.001", "2.5", "1000000000"] {
+            let c = load::<T>(None, env(&[("NDEFENDER_TIMERS__WAIT_S", good)]));
+            assert!(c.is_ok(), "{good}: {c:?}");
+        }
     }
 
     #[test]

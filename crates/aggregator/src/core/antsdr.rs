@@ -1,7 +1,7 @@
 //! AntSDR feed lines → RF contacts and the `rf` section (aggregator §5, §6.2).
 
 use super::contacts::{rf_severity, StoredRf};
-use super::feedline::{num_member, str_member, uint_member, FeedLine, Reject};
+use super::feedline::{num_member, reserved_type, str_member, uint_member, FeedLine, Reject};
 use super::{Feed, FeedHealth, Removal, State};
 use ndefender_contract::contact::{AntsdrSourceTag, RfContact, RfContactData, RfFeatures, RfTag};
 use ndefender_contract::enums::RfStatus;
@@ -44,6 +44,8 @@ pub fn apply_line(st: &mut State, line: &str) -> Outcome {
         upsert(st, &l, &kind)
     } else if kind == kind::RF_CONTACT_LOST {
         lost(st, &l)
+    } else if reserved_type(&kind) {
+        Err(Outcome::Invalid)
     } else {
         let mut v = Value::Object(l.data.clone());
         sanitize_passthrough(&mut v);

@@ -50,6 +50,13 @@ pub fn parse(line: &str, receipt_ms: u64) -> Result<FeedLine, Reject> {
     })
 }
 
+/// Catalogue types (wire §8) a feed line may not pass through: each has a fixed shape and
+/// another producer, so forwarding one "as received" would publish an envelope that breaks
+/// its schema (wire §4) or impersonates that producer. `RF_SCAN_STATS` is a feed type itself.
+pub fn reserved_type(kind: &str) -> bool {
+    kind != ndefender_contract::events::kind::RF_SCAN_STATS && ndefender_contract::events::kind::ALL.contains(&kind)
+}
+
 /// A non-empty string member.
 pub fn str_member<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     m.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())

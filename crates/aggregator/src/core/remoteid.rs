@@ -1,6 +1,6 @@
 //! RemoteID feed lines → contacts, telemetry and replay state (aggregator §4, §6.1, §6.4).
 
-use super::feedline::{num_member, str_member, uint_member, FeedLine, Reject};
+use super::feedline::{num_member, reserved_type, str_member, uint_member, FeedLine, Reject};
 use super::{Feed, FeedHealth, Removal, State};
 use ndefender_contract::contact::RemoteIdFields;
 use ndefender_contract::devices::RemoteIdReplayStateBody;
@@ -282,6 +282,9 @@ fn replay_state(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome
 }
 
 fn passthrough(_st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
+    if reserved_type(&l.kind) {
+        return Err(Outcome::Invalid);
+    }
     let mut v = Value::Object(l.data.clone());
     sanitize_passthrough(&mut v);
     Ok((l.kind.clone(), v))

@@ -21,6 +21,21 @@ pub enum Route {
 }
 
 impl Route {
+    /// Every route, in the order they are mounted.
+    pub const ALL: [Route; 11] = [
+        Route::VrxTune,
+        Route::Esp32VrxTune,
+        Route::ScanStart,
+        Route::ScanStop,
+        Route::ScanLock,
+        Route::VideoSelect,
+        Route::Esp32VideoSelect,
+        Route::Esp32Leds,
+        Route::Esp32Buzzer,
+        Route::Esp32Config,
+        Route::ButtonsSimulate,
+    ];
+
     /// The CommandResult `command` (route path below /api/v1).
     pub const fn name(self) -> &'static str {
         match self {

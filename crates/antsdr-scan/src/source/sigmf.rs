@@ -44,14 +44,28 @@ pub struct SigmfMeta {
     pub data_path: PathBuf,
 }
 
+/// Largest `core:frequency` accepted (1 THz): LOs and plan edges computed from it stay far
+/// from `u64` overflow.
+const MAX_FREQUENCY: f64 = 1e12;
+/// Largest `core:sample_rate` accepted (10 GS/s), for the same reason.
+const MAX_SAMPLE_RATE: f64 = 1e10;
+
 /// `…/x.sigmf-meta` → `…/x.sigmf-data`.
 pub fn data_path_for(meta: &Path) -> PathBuf {
     meta.with_extension("sigmf-data")
 }
 
+/// Reads a `.sigmf-meta` file; the data file is the sibling `.sigmf-data`.
 pub fn read_meta(path: &Path) -> Result<SigmfMeta, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut meta = parse_meta(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    meta.data_path = data_path_for(path);
+    Ok(meta)
+}
+
+/// Parses the text of a `.sigmf-meta` file. `data_path` is left empty ([`read_meta`] sets it).
+pub fn parse_meta(text: &str) -> Result<SigmfMeta, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("sigmf: {e}"))?;
     let g = v.get("global").ok_or("sigmf: missing global")?;
     let datatype = match g.get("core:datatype").and_then(Value::as_str) {
         Some("cf32_le") => DataType::Cf32,
@@ -65,8 +79,8 @@ pub fn read_meta(path: &Path) -> Result<SigmfMeta, String> {
     let sample_rate = g
         .get("core:sample_rate")
         .and_then(Value::as_f64)
-        .filter(|r| *r > 0.0)
-        .ok_or("sigmf: missing core:sample_rate")?;
+        .filter(|r| *r > 0.0 && *r <= MAX_SAMPLE_RATE)
+        .ok_or("sigmf: missing or out-of-range core:sample_rate")?;
     let caps = v
         .get("captures")
         .and_then(Value::as_array)
@@ -76,11 +90,12 @@ pub fn read_meta(path: &Path) -> Result<SigmfMeta, String> {
         let frequency = c
             .get("core:frequency")
             .and_then(Value::as_f64)
-            .filter(|f| *f > 0.0)
-            .ok_or_else(|| format!("sigmf: captures[{i}] lacks core:frequency"))?;
+            .map(f64::round)
+            .filter(|f| (1.0..=MAX_FREQUENCY).contains(f))
+            .ok_or_else(|| format!("sigmf: captures[{i}] lacks a core:frequency of 1 Hz to 1 THz"))?;
         captures.push(SigmfCapture {
             sample_start: c.get("core:sample_start").and_then(Value::as_u64).unwrap_or(0),
-            frequency: frequency.round() as u64,
+            frequency: frequency as u64,
             datetime_ms: c.get("core:datetime").and_then(Value::as_str).and_then(parse_datetime),
             plan: c.get("ndefender:plan").and_then(Value::as_str).map(str::to_owned),
             sweep_seq: c.get("ndefender:sweep_seq").and_then(Value::as_u64),
@@ -94,7 +109,7 @@ pub fn read_meta(path: &Path) -> Result<SigmfMeta, String> {
         datatype,
         sample_rate,
         captures,
-        data_path: data_path_for(path),
+        data_path: PathBuf::new(),
     })
 }
 
@@ -122,7 +137,8 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fff…]Z` → epoch ms.
+/// `YYYY-MM-DDTHH:MM:SS[.fff…]Z` → epoch ms. Fields out of their calendar range (a year
+/// past 9999, month 13, hour 24, …; leap seconds included) are refused, not normalised.
 pub fn parse_datetime(s: &str) -> Option<u64> {
     let s = s.strip_suffix('Z')?;
     let (date, time) = s.split_once('T')?;
@@ -131,6 +147,15 @@ pub fn parse_datetime(s: &str) -> Option<u64> {
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
     let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
+    let in_range = (0..=9999).contains(&y)
+        && (1..=12).contains(&mo)
+        && (1..=31).contains(&da)
+        && (0..=23).contains(&h)
+        && (0..=59).contains(&mi)
+        && (0..=59).contains(&se);
+    if !in_range {
+        return None;
+    }
     let mut ms = 0i64;
     for (i, c) in frac.chars().take(3).enumerate() {
         ms += c.to_digit(10)? as i64 * [100, 10, 1][i];
@@ -251,5 +276,44 @@ mod tests {
         assert_eq!(parse_datetime(&s), Some(ms));
         assert_eq!(parse_datetime("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
         assert_eq!(parse_datetime("nope"), None);
+    }
+
+    /// proptest `any_datetime_text_never_panics` (tests/prop_sigmf.rs): huge fields overflowed
+    /// the i64 arithmetic (a panic in debug builds, a wrapped time in release).
+    #[test]
+    fn fuzz_regression_datetime_fields_out_of_range_are_refused() {
+        assert_eq!(parse_datetime("0-0-0T2600000000000:0:0Z"), None);
+        assert_eq!(parse_datetime("9223372036854775807-01-01T00:00:00Z"), None);
+        assert_eq!(parse_datetime("2023-13-01T00:00:00Z"), None);
+        assert_eq!(parse_datetime("2023-01-01T24:00:00Z"), None);
+        assert_eq!(parse_datetime("2023-01-01T00:60:00Z"), None);
+        assert_eq!(parse_datetime("2023-01-01T00:00:60Z"), None);
+        assert_eq!(parse_datetime("9999-12-31T23:59:59.999Z"), Some(253_402_300_799_999));
+        assert_eq!(parse_datetime("1970-01-01T00:00:00Z"), Some(0));
+    }
+
+    /// fuzz target `sigmf_meta`: `core:frequency` 0.4 passed the `> 0` check and became an LO of
+    /// 0 Hz; 1e300 saturated to `u64::MAX` and overflowed the file plan's edges.
+    #[test]
+    fn fuzz_regression_frequencies_and_rates_out_of_range_are_refused() {
+        let meta = |rate: &str, freq: &str| {
+            format!(
+                r#"{{"global":{{"core:datatype":"ci16_le","core:sample_rate":{rate}}},"captures":[{{"core:frequency":{freq}}}]}}"#
+            )
+        };
+        for (rate, freq) in [
+            ("2.5e6", "0.4"),
+            ("2.5e6", "1e300"),
+            ("2.5e6", "1.1e12"),
+            ("1e300", "2.44e9"),
+        ] {
+            assert!(parse_meta(&meta(rate, freq)).is_err(), "rate {rate} freq {freq}");
+        }
+        let ok = parse_meta(&meta("2.5e6", "2440000000.4")).map(|m| m.captures[0].frequency);
+        assert_eq!(ok, Ok(2_440_000_000));
+        assert_eq!(
+            parse_meta(&meta("2.5e6", "0.5")).map(|m| m.captures[0].frequency),
+            Ok(1)
+        );
     }
 }
