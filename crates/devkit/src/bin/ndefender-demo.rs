@@ -8,8 +8,8 @@ use clap::Parser;
 use futures_util::StreamExt;
 use ndefender_devkit::esp32::sim::{Esp32Sim, SimConfig};
 use ndefender_devkit::remoteid::{run_remoteid_sim, RemoteIdSimConfig};
+use ndefender_devkit::stack::{find_bin, Daemon, Wiring};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -41,45 +41,14 @@ struct Args {
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-struct Daemon {
-    name: &'static str,
-    child: Child,
-}
-
-impl Daemon {
-    /// SIGTERM, then wait up to 5 s (SIGKILL after that).
-    fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(s)) => {
-                    eprintln!("  {} stopped ({s})", self.name);
-                    return;
-                }
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                _ => {
-                    eprintln!("  {} did not stop in 5 s; killing", self.name);
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return;
-                }
-            }
-        }
-    }
-}
-
 fn sibling(name: &str) -> R<PathBuf> {
-    let p = std::env::current_exe()?.with_file_name(name);
-    if !p.exists() {
-        return Err(format!(
-            "{} not found; build the workspace first (cargo build --release)",
-            p.display()
-        )
-        .into());
-    }
-    Ok(p)
+    Ok(find_bin(None, name)?)
+}
+
+/// SIGTERM, then wait up to 5 s (SIGKILL after that), and say how it ended.
+fn stop(d: Daemon) {
+    let name = d.name;
+    eprintln!("  {name}: {}", d.stop(Duration::from_secs(5)));
 }
 
 fn main() {
@@ -98,22 +67,6 @@ fn main() {
     if let Err(e) = rt.block_on(run(args)) {
         eprintln!("ndefender-demo: {e}");
         std::process::exit(1);
-    }
-}
-
-async fn wait_port(port: u16, child: &mut Child, name: &str) -> R {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Ok(());
-        }
-        if let Ok(Some(s)) = child.try_wait() {
-            return Err(format!("{name} exited during startup ({s}); is port {port} free?").into());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{name} did not open port {port}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -138,55 +91,34 @@ async fn run(args: Args) -> R {
     })
     .await?;
 
-    // The RF scanner on its synthetic scene, through the real DSP, writing the JSONL the aggregator tails.
-    let mut scan = Command::new(sibling("ndefender-antsdr-scan")?)
-        .env("NDEFENDER_API__BIND", format!("127.0.0.1:{}", args.antsdr_port))
-        .env("NDEFENDER_OUTPUT__JSONL_PATH", &rf_path)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::null())
-        .spawn()?;
-    wait_port(args.antsdr_port, &mut scan, "ndefender-antsdr-scan").await?;
-    let scan = Daemon {
-        name: "ndefender-antsdr-scan",
-        child: scan,
+    let wiring = Wiring {
+        dir: dir.clone(),
+        aggregator_port: port,
+        controller_port: args.controller_port,
+        antsdr_port: args.antsdr_port,
+        rid_path: rid_path.clone(),
+        rf_path: rf_path.clone(),
+        esp32_link: esp32_link.clone(),
     };
+
+    // The RF scanner on its synthetic scene, through the real DSP, writing the JSONL the aggregator tails.
+    let mut scan = Daemon::spawn(
+        "ndefender-antsdr-scan",
+        wiring.scanner(&sibling("ndefender-antsdr-scan")?),
+    )?;
+    scan.wait_port(args.antsdr_port).await?;
 
     // The board itself: real procfs stats of this machine; D-Bus sections degrade when no
     // system bus is reachable, GPS when no gpsd runs.
-    let mut ctl = Command::new(sibling("ndefender-system-controller")?)
-        .env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{}", args.controller_port))
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::null())
-        .spawn()?;
-    wait_port(args.controller_port, &mut ctl, "ndefender-system-controller").await?;
-    let ctl = Daemon {
-        name: "ndefender-system-controller",
-        child: ctl,
-    };
+    let cmd = wiring.controller(&sibling("ndefender-system-controller")?);
+    let mut ctl = Daemon::spawn("ndefender-system-controller", cmd)?;
+    ctl.wait_port(args.controller_port).await?;
 
-    let mut agg = Command::new(sibling("ndefender-aggregator")?)
-        .env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("NDEFENDER_STATE__DIR", dir.join("state/aggregator"))
-        .env("NDEFENDER_REMOTEID__JSONL_PATH", &rid_path)
-        .env("NDEFENDER_ANTSDR__JSONL_PATH", &rf_path)
-        .env(
-            "NDEFENDER_ANTSDR__BASE_URL",
-            format!("http://127.0.0.1:{}", args.antsdr_port),
-        )
-        .env(
-            "NDEFENDER_SYSTEM_CONTROLLER__BASE_URL",
-            format!("http://127.0.0.1:{}", args.controller_port),
-        )
-        .env("NDEFENDER_TAIL__START_POSITION", "beginning")
-        .env("NDEFENDER_ESP32__PORT", &esp32_link)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::null())
-        .spawn()?;
-    wait_port(port, &mut agg, "ndefender-aggregator").await?;
-    let agg = Daemon {
-        name: "ndefender-aggregator",
-        child: agg,
-    };
+    let mut agg = Daemon::spawn(
+        "ndefender-aggregator",
+        wiring.aggregator(&sibling("ndefender-aggregator")?),
+    )?;
+    agg.wait_port(port).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sim_cfg = RemoteIdSimConfig {
@@ -243,9 +175,9 @@ async fn run(args: Args) -> R {
     let _ = tokio::time::timeout(Duration::from_secs(2), sim).await;
     summary.abort();
     tokio::task::spawn_blocking(move || {
-        agg.stop();
-        scan.stop();
-        ctl.stop();
+        stop(agg);
+        stop(scan);
+        stop(ctl);
     })
     .await?;
     esp32.shutdown().await?;

@@ -4,9 +4,15 @@
 //! daemon's RSS and CPU idle and under load. Prints a markdown table.
 //!
 //! `ndefender-loadgen latency [--rates 100,1000,10000] [--seconds 5] [--aggregator PATH]`
+//! `ndefender-loadgen esp32-rtt [--commands 500]`
+//! `ndefender-loadgen soak --minutes 30` (the whole stack under a steady load; see
+//! `ndefender_devkit::soak`)
 
 use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
+use ndefender_devkit::http::Client;
+use ndefender_devkit::soak::SoakConfig;
+use ndefender_devkit::stack::{find_bin, free_port, percentile, proc_usage, wait_esp32_connected, TICKS_PER_S};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,6 +45,53 @@ enum Cmd {
         #[arg(long)]
         aggregator: Option<PathBuf>,
     },
+    /// The whole stack under a steady load for a given time: RSS and descriptors of
+    /// each daemon, events lost, command outcomes, append → WS latency.
+    Soak(SoakArgs),
+}
+
+#[derive(clap::Args)]
+struct SoakArgs {
+    /// Run time in minutes (added to --seconds).
+    #[arg(long, default_value_t = 0)]
+    minutes: u64,
+    /// Run time in seconds (added to --minutes); default 60 when neither is given.
+    #[arg(long, default_value_t = 0)]
+    seconds: u64,
+    /// Directory holding the daemon binaries (default: next to this one).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Run directory (default: a new one under the temp dir, removed after a passing run).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// RemoteID lines appended per second.
+    #[arg(long, default_value_t = 100.0)]
+    rid_rate: f64,
+    /// Distinct RemoteID contacts the lines cycle through.
+    #[arg(long, default_value_t = 200)]
+    rid_drones: u64,
+    /// Milliseconds between ESP32 commands (0: none).
+    #[arg(long, default_value_t = 500)]
+    cmd_interval_ms: u64,
+    /// WS clients on the aggregator, the non-reading ones included.
+    #[arg(long, default_value_t = 20)]
+    clients: usize,
+    /// How many of them never read.
+    #[arg(long, default_value_t = 2)]
+    stalled: usize,
+    /// Seconds a non-reading client holds a connection before inspecting it and reconnecting
+    /// (not a multiple of the sampling interval, so samples see its socket open and closed).
+    #[arg(long, default_value_t = 70)]
+    stall_cycle_s: u64,
+    /// Sampling interval in seconds (default: 60, or 10 for runs under 10 minutes).
+    #[arg(long)]
+    sample_s: Option<u64>,
+    /// Warm-up in seconds, not judged for flatness (default: one sample interval, ≤ 60).
+    #[arg(long)]
+    warmup_s: Option<u64>,
+    /// ESP32 emulator seed.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
 }
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -64,6 +117,7 @@ fn main() {
                 aggregator,
             } => latency(rates, seconds, aggregator).await,
             Cmd::Esp32Rtt { commands, aggregator } => esp32_rtt(commands, aggregator).await,
+            Cmd::Soak(args) => soak(args).await,
         }
     });
     if let Err(e) = r {
@@ -79,9 +133,11 @@ fn wall_ns() -> u128 {
         .unwrap_or(0)
 }
 
-fn sibling(name: &str) -> R<PathBuf> {
-    let me = std::env::current_exe()?;
-    Ok(me.with_file_name(name))
+fn aggregator_bin(given: Option<PathBuf>) -> R<PathBuf> {
+    Ok(match given {
+        Some(b) => b,
+        None => find_bin(None, "ndefender-aggregator")?,
+    })
 }
 
 struct Proc {
@@ -93,28 +149,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// (RSS in KiB, CPU ticks utime+stime) of a process.
-fn proc_usage(pid: u32) -> R<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or("no VmRSS")?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').map(|(_, a)| a).ok_or("bad stat")?;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ut: u64 = f.get(11).and_then(|v| v.parse().ok()).ok_or("utime")?;
-    let st: u64 = f.get(12).and_then(|v| v.parse().ok()).ok_or("stime")?;
-    Ok((rss, ut + st))
-}
-
-fn ticks_per_s() -> f64 {
-    // sysconf(_SC_CLK_TCK) is 100 on every Linux this targets.
-    100.0
 }
 
 async fn start_aggregator(bin: &Path, dir: &Path, port: u16, esp32_port: Option<&Path>) -> R<Proc> {
@@ -153,22 +187,11 @@ async fn start_aggregator(bin: &Path, dir: &Path, port: u16, esp32_port: Option<
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 async fn latency(rates: Vec<u64>, seconds: u64, aggregator: Option<PathBuf>) -> R {
-    let bin = match aggregator {
-        Some(b) => b,
-        None => sibling("ndefender-aggregator")?,
-    };
+    let bin = aggregator_bin(aggregator)?;
     let dir = std::env::temp_dir().join(format!("ndefender-loadgen-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
     let agg = start_aggregator(&bin, &dir, port, None).await?;
     let pid = agg.child.id();
     let feed = dir.join("remoteid.jsonl");
@@ -176,11 +199,12 @@ async fn latency(rates: Vec<u64>, seconds: u64, aggregator: Option<PathBuf>) -> 
 
     // idle figures
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (_, c0) = proc_usage(pid)?;
+    let c0 = proc_usage(pid)?.cpu_ticks;
     let idle_s = 5.0;
     tokio::time::sleep(Duration::from_secs_f64(idle_s)).await;
-    let (rss_idle, c1) = proc_usage(pid)?;
-    let idle_cpu = (c1 - c0) as f64 / ticks_per_s() / idle_s * 100.0;
+    let idle = proc_usage(pid)?;
+    let (rss_idle, c1) = (idle.rss_kib, idle.cpu_ticks);
+    let idle_cpu = (c1 - c0) as f64 / TICKS_PER_S / idle_s * 100.0;
 
     println!("| line rate (lines/s) | lines | received | lost | p50 ms | p99 ms | max ms | CPU % | RSS MiB |");
     println!("|---|---|---|---|---|---|---|---|---|");
@@ -212,7 +236,7 @@ async fn latency(rates: Vec<u64>, seconds: u64, aggregator: Option<PathBuf>) -> 
             lat
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (_, cpu_a) = proc_usage(pid)?;
+        let cpu_a = proc_usage(pid)?.cpu_ticks;
         let t0 = Instant::now();
         // The writer runs on its own OS thread: a blocking append (ext4 journal commit)
         // must not stall the receiving client and show up as aggregator latency.
@@ -247,8 +271,9 @@ async fn latency(rates: Vec<u64>, seconds: u64, aggregator: Option<PathBuf>) -> 
         writer.join().map_err(|_| "writer thread panicked")??;
         let elapsed = t0.elapsed().as_secs_f64();
         let lat = recv.await?;
-        let (rss, cpu_b) = proc_usage(pid)?;
-        let cpu = (cpu_b - cpu_a) as f64 / ticks_per_s() / elapsed.max(1e-3) * 100.0;
+        let loaded = proc_usage(pid)?;
+        let (rss, cpu_b) = (loaded.rss_kib, loaded.cpu_ticks);
+        let cpu = (cpu_b - cpu_a) as f64 / TICKS_PER_S / elapsed.max(1e-3) * 100.0;
         let mut sorted = lat.clone();
         sorted.sort_by(f64::total_cmp);
         println!(
@@ -275,10 +300,7 @@ async fn latency(rates: Vec<u64>, seconds: u64, aggregator: Option<PathBuf>) -> 
 async fn esp32_rtt(commands: u32, aggregator: Option<PathBuf>) -> R {
     use ndefender_devkit::esp32::knobs::Knobs;
     use ndefender_devkit::esp32::sim::{Esp32Sim, SimConfig};
-    let bin = match aggregator {
-        Some(b) => b,
-        None => sibling("ndefender-aggregator")?,
-    };
+    let bin = aggregator_bin(aggregator)?;
     let dir = std::env::temp_dir().join(format!("ndefender-loadgen-esp32-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let link = dir.join("ttyESP32");
@@ -288,25 +310,12 @@ async fn esp32_rtt(commands: u32, aggregator: Option<PathBuf>) -> R {
         ..SimConfig::default()
     })
     .await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
     let agg = start_aggregator(&bin, &dir, port, Some(&link)).await?;
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest_like::Client::new();
+    let client = Client::new();
     // wait for the first telemetry (connected)
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s = client
-            .get_json(&format!("{base}/api/v1/esp32"))
-            .await
-            .unwrap_or_default();
-        if s["connected"] == serde_json::Value::Bool(true) {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err("ESP32 link did not come up".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_esp32_connected(&client, &base, Duration::from_secs(15)).await?;
     let mut lat = Vec::with_capacity(commands as usize);
     let mut failed = 0;
     for i in 0..commands {
@@ -336,71 +345,48 @@ async fn esp32_rtt(commands: u32, aggregator: Option<PathBuf>) -> R {
     Ok(())
 }
 
-/// A minimal HTTP/1.1 client over one keep-alive TCP connection: enough for the
-/// benchmark, and it keeps client overhead out of the measured round trip.
-mod reqwest_like {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::TcpStream;
-    use tokio::sync::Mutex;
-
-    pub struct Client {
-        conn: Mutex<Option<BufReader<TcpStream>>>,
+async fn soak(a: SoakArgs) -> R {
+    let secs = a.minutes * 60 + a.seconds;
+    let secs = if secs == 0 { 60 } else { secs };
+    let mut cfg = SoakConfig::new(Duration::from_secs(secs));
+    cfg.bin_dir = a.bin_dir;
+    cfg.dir = a.dir;
+    cfg.rid_rate = a.rid_rate;
+    cfg.rid_drones = a.rid_drones;
+    cfg.cmd_interval = Duration::from_millis(a.cmd_interval_ms);
+    cfg.ws_clients = a.clients;
+    cfg.ws_stalled = a.stalled;
+    cfg.stall_cycle = Duration::from_secs(a.stall_cycle_s);
+    cfg.seed = a.seed;
+    if let Some(s) = a.sample_s {
+        cfg.sample_every = Duration::from_secs(s.max(1));
+        cfg.warmup = cfg.sample_every.min(Duration::from_secs(60));
     }
-
-    impl Client {
-        pub fn new() -> Self {
-            Self { conn: Mutex::new(None) }
-        }
-
-        async fn request(&self, method: &str, url: &str, body: &str) -> std::io::Result<(u16, Vec<u8>)> {
-            let rest = url.strip_prefix("http://").unwrap_or(url);
-            let (host, path) = rest
-                .split_once('/')
-                .map(|(h, p)| (h, format!("/{p}")))
-                .unwrap_or((rest, "/".into()));
-            let mut guard = self.conn.lock().await;
-            if guard.is_none() {
-                *guard = Some(BufReader::new(TcpStream::connect(host).await?));
-            }
-            let Some(conn) = guard.as_mut() else {
-                return Err(std::io::Error::other("no connection"));
-            };
-            let req = format!(
-                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            conn.get_mut().write_all(req.as_bytes()).await?;
-            let mut status_line = String::new();
-            conn.read_line(&mut status_line).await?;
-            let status: u16 = status_line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let mut len = 0usize;
-            loop {
-                let mut h = String::new();
-                conn.read_line(&mut h).await?;
-                let h = h.trim_end();
-                if h.is_empty() {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut buf = vec![0u8; len];
-            conn.read_exact(&mut buf).await?;
-            Ok((status, buf))
-        }
-
-        pub async fn post(&self, url: &str, body: &str) -> std::io::Result<u16> {
-            Ok(self.request("POST", url, body).await?.0)
-        }
-
-        pub async fn get_json(&self, url: &str) -> std::io::Result<serde_json::Value> {
-            let (_, b) = self.request("GET", url, "").await?;
-            serde_json::from_slice(&b).map_err(std::io::Error::other)
-        }
+    if let Some(w) = a.warmup_s {
+        cfg.warmup = Duration::from_secs(w);
     }
+    let command = format!(
+        "ndefender-loadgen {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    eprintln!(
+        "soak: {secs} s; RemoteID {} lines/s, command every {} ms, {} WS clients ({} never read)",
+        cfg.rid_rate,
+        cfg.cmd_interval.as_millis(),
+        cfg.ws_clients,
+        cfg.ws_stalled
+    );
+    let report = ndefender_devkit::soak::run(cfg, |line| println!("{line}")).await?;
+    println!();
+    println!("{}", report.markdown(&command));
+    if report.run_dir_removed {
+        println!("(run directory {} removed)", report.run_dir.display());
+    } else {
+        println!("run directory kept: {}", report.run_dir.display());
+    }
+    let failures = report.verdict_failures();
+    if !failures.is_empty() {
+        return Err(format!("soak failed: {}", failures.join("; ")).into());
+    }
+    Ok(())
 }

@@ -1,0 +1,284 @@
+//! The daemons as child processes: finding their binaries, starting them, waiting
+//! for their port, stopping them the way systemd does (SIGTERM, then SIGKILL after
+//! a grace period), and reading their resource use from procfs. Shared by
+//! `ndefender-demo` and `ndefender-loadgen`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A daemon binary: in `bin_dir` when given, else next to the running executable.
+pub fn find_bin(bin_dir: Option<&Path>, name: &str) -> io::Result<PathBuf> {
+    let p = match bin_dir {
+        Some(d) => d.join(name),
+        None => std::env::current_exe()?.with_file_name(name),
+    };
+    if !p.exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{} not found; build the workspace first (cargo build --release)",
+                p.display()
+            ),
+        ));
+    }
+    Ok(p)
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// How a daemon ended when it was stopped.
+#[derive(Debug, Clone)]
+pub enum StopOutcome {
+    /// Exited within the grace period after SIGTERM.
+    Exited { status: ExitStatus, after: Duration },
+    /// Had already exited before it was asked to stop.
+    AlreadyExited(ExitStatus),
+    /// Did not exit within the grace period; killed.
+    Killed,
+    /// Its status could not be read.
+    Unknown(String),
+}
+
+impl StopOutcome {
+    /// Exited by itself after SIGTERM with status 0.
+    pub fn clean(&self) -> bool {
+        matches!(self, StopOutcome::Exited { status, .. } if status.success())
+    }
+}
+
+impl std::fmt::Display for StopOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopOutcome::Exited { status, after } => {
+                write!(f, "{status} {:.2} s after SIGTERM", after.as_secs_f64())
+            }
+            StopOutcome::AlreadyExited(s) => write!(f, "had already exited ({s})"),
+            StopOutcome::Killed => f.write_str("did not stop within the grace period; killed"),
+            StopOutcome::Unknown(e) => write!(f, "status unknown ({e})"),
+        }
+    }
+}
+
+/// A running daemon process.
+#[derive(Debug)]
+pub struct Daemon {
+    pub name: &'static str,
+    child: Child,
+}
+
+impl Daemon {
+    /// Spawns `cmd` with stdin closed and `RUST_LOG` defaulting to `warn`.
+    pub fn spawn(name: &'static str, mut cmd: Command) -> io::Result<Self> {
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
+        }
+        let child = cmd.stdin(Stdio::null()).spawn()?;
+        Ok(Self { name, child })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `port` accepts connections (≤ 20 s), failing early if the process exits.
+    pub async fn wait_port(&mut self, port: u16) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Ok(());
+            }
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Err(io::Error::other(format!(
+                    "{} exited during startup ({s}); is port {port} free?",
+                    self.name
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!("{} did not open port {port}", self.name)));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// None while running, else its exit status.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM, then wait up to `grace` (SIGKILL after that). Blocking.
+    pub fn stop(mut self, grace: Duration) -> StopOutcome {
+        if let Ok(Some(s)) = self.child.try_wait() {
+            return StopOutcome::AlreadyExited(s);
+        }
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let t0 = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    return StopOutcome::Exited {
+                        status,
+                        after: t0.elapsed(),
+                    }
+                }
+                Ok(None) if t0.elapsed() < grace => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return StopOutcome::Killed;
+                }
+                Err(e) => return StopOutcome::Unknown(e.to_string()),
+            }
+        }
+    }
+}
+
+/// How the simulated stack is wired (what `ndefender-demo` runs and the soak
+/// loads): the scanner on its synthetic scene writes `rf_path`, the aggregator tails
+/// it and `rid_path`, talks to the scanner and the controller on their ports, and
+/// opens the ESP32 emulator through `esp32_link`.
+#[derive(Debug, Clone)]
+pub struct Wiring {
+    /// Run directory (the aggregator's state goes below it).
+    pub dir: PathBuf,
+    pub aggregator_port: u16,
+    pub controller_port: u16,
+    pub antsdr_port: u16,
+    pub rid_path: PathBuf,
+    pub rf_path: PathBuf,
+    pub esp32_link: PathBuf,
+}
+
+impl Wiring {
+    /// `ndefender-antsdr-scan` (binary `bin`) on its synthetic scene, writing `rf_path`.
+    pub fn scanner(&self, bin: &Path) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.env("NDEFENDER_API__BIND", format!("127.0.0.1:{}", self.antsdr_port))
+            .env("NDEFENDER_OUTPUT__JSONL_PATH", &self.rf_path);
+        cmd
+    }
+
+    /// `ndefender-system-controller` on this machine's procfs.
+    pub fn controller(&self, bin: &Path) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{}", self.controller_port));
+        cmd
+    }
+
+    /// `ndefender-aggregator` tailing both feeds from their beginning.
+    pub fn aggregator(&self, bin: &Path) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{}", self.aggregator_port))
+            .env("NDEFENDER_STATE__DIR", self.dir.join("state/aggregator"))
+            .env("NDEFENDER_REMOTEID__JSONL_PATH", &self.rid_path)
+            .env("NDEFENDER_ANTSDR__JSONL_PATH", &self.rf_path)
+            .env(
+                "NDEFENDER_ANTSDR__BASE_URL",
+                format!("http://127.0.0.1:{}", self.antsdr_port),
+            )
+            .env(
+                "NDEFENDER_SYSTEM_CONTROLLER__BASE_URL",
+                format!("http://127.0.0.1:{}", self.controller_port),
+            )
+            .env("NDEFENDER_TAIL__START_POSITION", "beginning")
+            .env("NDEFENDER_ESP32__PORT", &self.esp32_link);
+        cmd
+    }
+}
+
+/// Waits until the aggregator at `base` reports its ESP32 link connected.
+pub async fn wait_esp32_connected(client: &crate::http::Client, base: &str, within: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = client
+            .get_json(&format!("{base}/api/v1/esp32"))
+            .await
+            .unwrap_or_default();
+        if s["connected"] == serde_json::Value::Bool(true) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "the ESP32 link did not come up within {} s",
+                within.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Resource use of a process, from procfs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcUsage {
+    /// VmRSS in KiB.
+    pub rss_kib: u64,
+    /// utime + stime in clock ticks.
+    pub cpu_ticks: u64,
+    /// Entries of /proc/<pid>/fd.
+    pub fds: u64,
+}
+
+/// Clock ticks per second (sysconf(_SC_CLK_TCK) is 100 on every Linux this targets).
+pub const TICKS_PER_S: f64 = 100.0;
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+/// RSS, CPU ticks and open descriptors of `pid`.
+pub fn proc_usage(pid: u32) -> io::Result<ProcUsage> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad("no VmRSS"))?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').map(|(_, a)| a).ok_or_else(|| bad("bad stat"))?;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ut: u64 = f.get(11).and_then(|v| v.parse().ok()).ok_or_else(|| bad("utime"))?;
+    let st: u64 = f.get(12).and_then(|v| v.parse().ok()).ok_or_else(|| bad("stime"))?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64;
+    Ok(ProcUsage {
+        rss_kib,
+        cpu_ticks: ut + st,
+        fds,
+    })
+}
+
+/// The `p`-th percentile (0–100) of sorted samples, nearest rank; NaN when empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 51.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&v, 100.0), 100.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
+
+    #[test]
+    fn own_usage_is_readable() -> io::Result<()> {
+        let u = proc_usage(std::process::id())?;
+        assert!(u.rss_kib > 0);
+        assert!(u.fds >= 3);
+        Ok(())
+    }
+}
