@@ -106,6 +106,10 @@ impl Envelope {
     pub fn kind(&self) -> &str {
         &self.kind
     }
+    /// The type, without allocating for the catalogue's static names.
+    pub fn kind_cow(&self) -> Cow<'static, str> {
+        self.kind.clone()
+    }
     pub fn timestamp_ms(&self) -> u64 {
         self.timestamp_ms
     }

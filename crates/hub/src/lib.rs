@@ -149,15 +149,19 @@ impl Hub {
     }
 
     /// Assigns the next seq, stores the envelope for replay (HEARTBEAT excepted) and queues
-    /// it on every matching client. Never blocks on a client and never serialises: writers
-    /// build the wire bytes on first use, once per form.
+    /// it on every matching client. Never blocks on a client and never serialises under
+    /// the lock.
     pub fn publish(&self, env: Envelope) -> u64 {
         let always = env.kind() == "HEARTBEAT";
+        // Serialised before the lock; the seq is filled in under it.
+        let mut event = Event::new(0, &env, self.inner.cfg.time_field);
+        drop(env);
         let mut core = self.core();
         // Only writer of `last_seq`, and it runs under `core`, so load-then-store cannot race.
         let seq = self.inner.last_seq.load(Relaxed).saturating_add(1);
         self.inner.last_seq.store(seq, Release);
-        let event = Arc::new(Event::new(seq, env, self.inner.cfg.time_field));
+        event.seq = seq;
+        let event = Arc::new(event);
         match core.published.get_mut(event.kind()) {
             Some(n) => *n += 1,
             None => {

@@ -2,45 +2,49 @@
 
 use axum::extract::ws::Utf8Bytes;
 use ndefender_contract::{Envelope, TimestampField};
+use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
+use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// One broadcast envelope, shared by every client queue and the ring.
 ///
-/// The two wire forms are built on first use by whichever writer needs them, so
-/// `publish` never serialises under the hub lock and no form is built twice.
+/// Only the plain wire form is kept: it is the ring's whole cost per entry (4096 entries
+/// by default, wire §7.7), and the `?seq=1` form is that text with `,"seq":N` spliced in
+/// before the closing brace, a copy cheap enough to make per send.
 #[derive(Debug)]
 pub struct Event {
     pub seq: u64,
-    envelope: Envelope,
-    time_field: TimestampField,
-    plain: OnceLock<Utf8Bytes>,
-    with_seq: OnceLock<Utf8Bytes>,
+    kind: Cow<'static, str>,
+    plain: Utf8Bytes,
 }
 
 impl Event {
-    pub fn new(seq: u64, envelope: Envelope, time_field: TimestampField) -> Self {
+    /// Serialises `envelope`: callers build events before taking the hub lock.
+    pub fn new(seq: u64, envelope: &Envelope, time_field: TimestampField) -> Self {
         Self {
             seq,
-            envelope,
-            time_field,
-            plain: OnceLock::new(),
-            with_seq: OnceLock::new(),
+            kind: envelope.kind_cow(),
+            plain: Utf8Bytes::from(envelope.to_json(None, time_field)),
         }
     }
 
     pub fn kind(&self) -> &str {
-        self.envelope.kind()
+        &self.kind
     }
 
     pub fn frame(&self, seq: bool) -> Utf8Bytes {
-        let (cell, seq) = if seq {
-            (&self.with_seq, Some(self.seq))
-        } else {
-            (&self.plain, None)
-        };
-        cell.get_or_init(|| Utf8Bytes::from(self.envelope.to_json(seq, self.time_field)))
-            .clone()
+        if !seq {
+            return self.plain.clone();
+        }
+        // `to_json` always ends the object with '}'; the seq member goes last, as in
+        // `Envelope::to_json(Some(seq), …)`.
+        let body = self.plain.as_str();
+        let body = body.strip_suffix('}').unwrap_or(body);
+        let mut out = String::with_capacity(body.len() + 32);
+        out.push_str(body);
+        let _ = write!(out, ",\"seq\":{}}}", self.seq);
+        Utf8Bytes::from(out)
     }
 }
 
@@ -94,7 +98,7 @@ mod tests {
 
     fn ev(seq: u64) -> Result<Arc<Event>, Box<dyn std::error::Error>> {
         let env = Envelope::new("X", 1, Source::System, &serde_json::json!({"n": seq}))?;
-        Ok(Arc::new(Event::new(seq, env, TimestampField::TimestampMs)))
+        Ok(Arc::new(Event::new(seq, &env, TimestampField::TimestampMs)))
     }
 
     fn seqs(v: Option<Vec<Arc<Event>>>) -> Option<Vec<u64>> {
@@ -120,17 +124,21 @@ mod tests {
     }
 
     #[test]
-    fn frames_are_shared() -> Result<(), Box<dyn std::error::Error>> {
+    fn both_forms_match_the_envelope_and_the_plain_one_is_shared() -> Result<(), Box<dyn std::error::Error>> {
+        let data = serde_json::json!({"n": 7, "s": "}\"é", "nested": {"a": [1, {}]}});
+        for tf in [TimestampField::TimestampMs, TimestampField::Timestamp] {
+            let env = Envelope::new("RF_CONTACT_NEW", 1, Source::Antsdr, &data)?;
+            let e = Event::new(9_007_199_254_740_000, &env, tf);
+            assert_eq!(e.kind(), "RF_CONTACT_NEW");
+            assert_eq!(e.frame(false).as_str(), env.to_json(None, tf));
+            assert_eq!(e.frame(true).as_str(), env.to_json(Some(e.seq), tf));
+            assert_eq!(e.frame(false).as_str().as_ptr(), e.frame(false).as_str().as_ptr());
+        }
         let e = ev(7)?;
-        assert_eq!(
-            e.frame(false).as_str(),
-            r#"{"type":"X","timestamp_ms":1,"source":"system","data":{"n":7}}"#
-        );
         assert_eq!(
             e.frame(true).as_str(),
             r#"{"type":"X","timestamp_ms":1,"source":"system","data":{"n":7},"seq":7}"#
         );
-        assert_eq!(e.frame(true).as_str().as_ptr(), e.frame(true).as_str().as_ptr());
         Ok(())
     }
 }
