@@ -7,6 +7,7 @@
 //! `ndefender-loadgen esp32-rtt [--commands 500]`
 //! `ndefender-loadgen soak --minutes 30` (the whole stack under a steady load; see
 //! `ndefender_devkit::soak`)
+//! `ndefender-loadgen footprint [--seconds 60]` (CPU and RSS of each daemon, idle and loaded)
 
 use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
@@ -48,6 +49,15 @@ enum Cmd {
     /// The whole stack under a steady load for a given time: RSS and descriptors of
     /// each daemon, events lost, command outcomes, append → WS latency.
     Soak(SoakArgs),
+    /// CPU and RSS of each daemon of the stack, idle and then under the soak's load.
+    Footprint {
+        /// Length of each phase in seconds (the first 10 s of each are warm-up).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Directory holding the daemon binaries (default: next to this one).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -118,6 +128,7 @@ fn main() {
             } => latency(rates, seconds, aggregator).await,
             Cmd::Esp32Rtt { commands, aggregator } => esp32_rtt(commands, aggregator).await,
             Cmd::Soak(args) => soak(args).await,
+            Cmd::Footprint { seconds, bin_dir } => footprint(seconds, bin_dir).await,
         }
     });
     if let Err(e) = r {
@@ -387,6 +398,62 @@ async fn soak(a: SoakArgs) -> R {
     let failures = report.verdict_failures();
     if !failures.is_empty() {
         return Err(format!("soak failed: {}", failures.join("; ")).into());
+    }
+    Ok(())
+}
+
+/// Two short soaks on fresh stacks: one with no load at all (the scanner still scans its
+/// synthetic scene and the controller probes, as they always do), one with the soak's
+/// default load.
+async fn footprint(seconds: u64, bin_dir: Option<PathBuf>) -> R {
+    let phase = |loaded: bool| {
+        let mut cfg = SoakConfig::new(Duration::from_secs(seconds.max(20)));
+        cfg.bin_dir = bin_dir.clone();
+        cfg.sample_every = Duration::from_secs(10);
+        cfg.warmup = Duration::from_secs(10);
+        if !loaded {
+            cfg.rid_rate = 0.0;
+            cfg.cmd_interval = Duration::ZERO;
+            cfg.ws_clients = 0;
+            cfg.ws_stalled = 0;
+        }
+        cfg
+    };
+    let mut results = Vec::new();
+    for (name, loaded) in [("idle", false), ("loaded", true)] {
+        let cfg = phase(loaded);
+        eprintln!(
+            "footprint, {name}: {} s; RemoteID {} lines/s, command every {} ms, {} WS clients ({} never read)",
+            cfg.duration.as_secs(),
+            cfg.rid_rate,
+            cfg.cmd_interval.as_millis(),
+            cfg.ws_clients,
+            cfg.ws_stalled
+        );
+        let report = ndefender_devkit::soak::run(cfg, |line| eprintln!("{line}")).await?;
+        let failures = report.verdict_failures();
+        if !failures.is_empty() {
+            return Err(format!("footprint {name} phase failed: {}", failures.join("; ")).into());
+        }
+        results.push(report.footprints());
+    }
+    println!("| daemon | idle CPU (% of one core) | idle RSS end / peak MiB | loaded CPU (% of one core) | loaded RSS end / peak MiB | fds idle / loaded |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    if let [idle, loaded] = results.as_slice() {
+        for (i, l) in idle.iter().zip(loaded) {
+            println!(
+                "| {} | {:.2} | {:.1} / {:.1} | {:.2} | {:.1} / {:.1} | {} / {} |",
+                i.daemon,
+                i.cpu_pct,
+                i.rss_end_mib,
+                i.rss_peak_mib,
+                l.cpu_pct,
+                l.rss_end_mib,
+                l.rss_peak_mib,
+                i.fds_end,
+                l.fds_end
+            );
+        }
     }
     Ok(())
 }

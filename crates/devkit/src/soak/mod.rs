@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use ws::lock;
 
-pub use report::SoakReport;
+pub use report::{Footprint, SoakReport};
 
 /// Soak settings.
 #[derive(Debug, Clone)]

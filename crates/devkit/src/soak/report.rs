@@ -39,6 +39,53 @@ pub struct SoakReport {
     pub run_dir_removed: bool,
 }
 
+/// One daemon's resource use over the judged part of a run (after the warm-up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Footprint {
+    pub daemon: &'static str,
+    /// Mean CPU over the window, in % of one core (utime + stime).
+    pub cpu_pct: f64,
+    pub rss_end_mib: f64,
+    pub rss_peak_mib: f64,
+    pub fds_end: u64,
+}
+
+impl SoakReport {
+    /// CPU, RSS and descriptors of each daemon between the first sample at or after the
+    /// warm-up and the last one (the load stops after the last sample).
+    pub fn footprints(&self) -> Vec<Footprint> {
+        footprints(&self.samples, self.cfg.warmup)
+    }
+}
+
+fn footprints(samples: &[Sample], warmup: Duration) -> Vec<Footprint> {
+    let mut out = Vec::new();
+    for (i, daemon) in DAEMONS.iter().enumerate() {
+        let judged: Vec<(Duration, ProcUsage)> = samples
+            .iter()
+            .filter(|s| s.t >= warmup)
+            .filter_map(|s| s.procs[i].map(|p| (s.t, p)))
+            .collect();
+        let (Some((t0, first)), Some((t1, last))) = (judged.first(), judged.last()) else {
+            continue;
+        };
+        let secs = (*t1 - *t0).as_secs_f64();
+        let cpu_pct = if secs > 0.0 {
+            last.cpu_ticks.saturating_sub(first.cpu_ticks) as f64 / crate::stack::TICKS_PER_S / secs * 100.0
+        } else {
+            f64::NAN
+        };
+        out.push(Footprint {
+            daemon,
+            cpu_pct,
+            rss_end_mib: mib(last.rss_kib),
+            rss_peak_mib: judged.iter().map(|(_, p)| mib(p.rss_kib)).fold(0.0, f64::max),
+            fds_end: last.fds,
+        });
+    }
+    out
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -542,5 +589,49 @@ impl SoakReport {
             }
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t: u64, rss_kib: [u64; 3], ticks: [u64; 3]) -> Sample {
+        Sample {
+            t: Duration::from_secs(t),
+            procs: [0, 1, 2].map(|i| {
+                Some(ProcUsage {
+                    rss_kib: rss_kib[i],
+                    cpu_ticks: ticks[i],
+                    fds: 10 + i as u64,
+                })
+            }),
+            rid_appended: 0,
+            lat_n: 0,
+            lat: (f64::NAN, f64::NAN, f64::NAN),
+            agg_ws_clients: None,
+            agg_resyncs: None,
+            agg_slow_closes: None,
+        }
+    }
+
+    #[test]
+    fn footprint_is_taken_after_the_warmup() {
+        let samples = [
+            // Start-up burst: excluded by the 10 s warm-up.
+            sample(0, [1024, 1024, 1024], [0, 0, 0]),
+            sample(10, [2048, 3072, 1024], [500, 100, 0]),
+            sample(20, [4096, 2048, 1024], [1500, 105, 0]),
+            sample(30, [3072, 2048, 1024], [2500, 110, 0]),
+        ];
+        let f = footprints(&samples, Duration::from_secs(10));
+        assert_eq!(f.len(), 3);
+        // 2000 ticks = 20 s of CPU over 20 s.
+        assert_eq!(f[0].cpu_pct, 100.0);
+        assert_eq!((f[0].rss_end_mib, f[0].rss_peak_mib, f[0].fds_end), (3.0, 4.0, 10));
+        assert_eq!(f[1].cpu_pct, 0.5);
+        assert_eq!(f[1].rss_peak_mib, 3.0);
+        assert_eq!(f[2].cpu_pct, 0.0);
+        assert!(footprints(&samples[..1], Duration::ZERO)[0].cpu_pct.is_nan());
     }
 }
