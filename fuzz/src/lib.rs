@@ -4,21 +4,13 @@
 use ndefender_contract::schema::Schemas;
 use ndefender_contract::{Envelope, TimestampField};
 use serde_json::Value;
-use std::sync::OnceLock;
 
 /// Epoch ms the aggregator targets run at (the spec examples' era, so their lines are fresh).
 pub const T0_MS: u64 = 1_772_140_777_000;
 
 /// The contract schemas, loaded once per process.
 pub fn schemas() -> &'static Schemas {
-    static S: OnceLock<Schemas> = OnceLock::new();
-    S.get_or_init(|| match Schemas::load() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("cannot load the contract schemas: {e}");
-            std::process::abort()
-        }
-    })
+    Schemas::shared_or_abort()
 }
 
 /// Every envelope a daemon emitted must be schema-valid (wire §4) however bad its input was.

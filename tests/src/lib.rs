@@ -18,20 +18,12 @@ pub use stack::{Stack, StackOptions};
 pub use ws::Ws;
 
 use ndefender_contract::schema::Schemas;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 pub fn schemas() -> &'static Schemas {
-    static S: OnceLock<Schemas> = OnceLock::new();
-    S.get_or_init(|| match Schemas::load() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("schemas: {e}");
-            std::process::abort()
-        }
-    })
+    Schemas::shared_or_abort()
 }
 
 /// GET a JSON body (any status).

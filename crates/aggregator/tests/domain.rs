@@ -11,7 +11,7 @@ use ndefender_contract::system::{GpsState, ServiceStatus};
 use ndefender_contract::time::ManualClock;
 use ndefender_contract::TimestampField;
 use serde_json::{json, Value};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 type R = Result<(), Box<dyn std::error::Error>>;
@@ -19,13 +19,7 @@ type R = Result<(), Box<dyn std::error::Error>>;
 const T0: u64 = 1_772_140_777_000;
 
 fn schemas() -> &'static Schemas {
-    static S: OnceLock<Schemas> = OnceLock::new();
-    S.get_or_init(|| Schemas::load().unwrap_or_else(|e| panic_free_abort(&e)))
-}
-
-fn panic_free_abort(e: &str) -> Schemas {
-    eprintln!("schemas: {e}");
-    std::process::abort()
+    Schemas::shared_or_abort()
 }
 
 struct Rig {

@@ -14,15 +14,12 @@ use ndefender_contract::TimestampField;
 use ndefender_devkit::esp32::{Firmware, FirmwareConfig, Output, RfScene};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 const ID: &str = "9b2e6f5e-3c0a-4f64-9d7e-0c9a1c3e5b11";
 
 fn schemas() -> Result<&'static Schemas, TestCaseError> {
-    static S: OnceLock<Result<Schemas, String>> = OnceLock::new();
-    S.get_or_init(Schemas::load)
-        .as_ref()
-        .map_err(|e| TestCaseError::fail(e.clone()))
+    Schemas::shared().map_err(TestCaseError::fail)
 }
 
 fn obj(v: Value) -> Map<String, Value> {

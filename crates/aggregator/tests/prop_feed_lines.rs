@@ -10,15 +10,12 @@ use ndefender_contract::time::ManualClock;
 use ndefender_contract::TimestampField;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 const T0: u64 = 1_772_140_777_000;
 
 fn schemas() -> Result<&'static Schemas, TestCaseError> {
-    static S: OnceLock<Result<Schemas, String>> = OnceLock::new();
-    S.get_or_init(Schemas::load)
-        .as_ref()
-        .map_err(|e| TestCaseError::fail(e.clone()))
+    Schemas::shared().map_err(TestCaseError::fail)
 }
 
 fn state() -> State {

@@ -10,7 +10,7 @@ use jsonschema::{Registry, Validator};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 const BASE: &str = "https://ndefender.invalid/schemas/";
 
@@ -38,6 +38,25 @@ pub fn bundled_schema_dir() -> PathBuf {
 }
 
 impl Schemas {
+    /// The schemas, loaded once per process and shared by every test thread; a load
+    /// error is returned to every caller.
+    pub fn shared() -> Result<&'static Schemas, String> {
+        static S: OnceLock<Result<Schemas, String>> = OnceLock::new();
+        S.get_or_init(Self::load).as_ref().map_err(Clone::clone)
+    }
+
+    /// [`Schemas::shared`] for test helpers and fuzz targets that cannot return an error:
+    /// without its schemas a checkout cannot test anything, so the process stops there.
+    pub fn shared_or_abort() -> &'static Schemas {
+        match Self::shared() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cannot load the contract schemas: {e}");
+                std::process::abort()
+            }
+        }
+    }
+
     /// Loads the shared schemas, falling back to the bundled copy when shared/ is absent.
     pub fn load() -> Result<Self, String> {
         let shared = shared_schema_dir();
@@ -229,18 +248,25 @@ fn no_nulls(env: &Value, kind: &str) -> Result<(), String> {
 
 /// REST body check shared by daemon tests: no `null` anywhere and no empty object
 /// anywhere (wire §4.1, §4.2), besides the schema check done by the caller.
+///
+/// A section's `last_event` is the data of the event it last emitted, as emitted: for a
+/// pass-through type that keeps the producer's members (wire §4.5), so `{}` may appear at
+/// `last_event` and anywhere below it (`{"b":{"c":null}}` is emitted as `{"b":{}}`). Nulls
+/// are refused there too, since pass-through data has none.
 pub fn no_nulls_or_empty_objects(v: &Value) -> Result<(), String> {
-    fn walk(v: &Value, path: &str) -> Result<(), String> {
+    fn walk(v: &Value, path: &str, event_data: bool) -> Result<(), String> {
         match v {
             Value::Null => Err(format!("null at {path}")),
-            Value::Object(m) if m.is_empty() && !path.ends_with("last_event") => Err(format!("empty object at {path}")),
-            Value::Object(m) => m.iter().try_for_each(|(k, x)| walk(x, &format!("{path}.{k}"))),
+            Value::Object(m) if m.is_empty() && !event_data => Err(format!("empty object at {path}")),
+            Value::Object(m) => m
+                .iter()
+                .try_for_each(|(k, x)| walk(x, &format!("{path}.{k}"), event_data || k == "last_event")),
             Value::Array(a) => a
                 .iter()
                 .enumerate()
-                .try_for_each(|(i, x)| walk(x, &format!("{path}[{i}]"))),
+                .try_for_each(|(i, x)| walk(x, &format!("{path}[{i}]"), event_data)),
             _ => Ok(()),
         }
     }
-    walk(v, "$")
+    walk(v, "$", false)
 }

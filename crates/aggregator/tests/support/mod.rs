@@ -8,21 +8,13 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 pub type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 pub fn schemas() -> &'static Schemas {
-    static S: OnceLock<Schemas> = OnceLock::new();
-    S.get_or_init(|| match Schemas::load() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("schemas: {e}");
-            std::process::abort()
-        }
-    })
+    Schemas::shared_or_abort()
 }
 
 pub fn free_port() -> R<u16> {

@@ -13,21 +13,14 @@ use ndefender_antsdr_scan::source::synthetic::{SyntheticSource, SyntheticTiming}
 use ndefender_antsdr_scan::tracker::RfEvent;
 use ndefender_contract::schema::Schemas;
 use ndefender_contract::time::{Clock, ManualClock};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 pub const START_MS: u64 = 1_700_000_000_000;
 
 pub fn schemas() -> &'static Schemas {
-    static S: OnceLock<Schemas> = OnceLock::new();
-    S.get_or_init(|| match Schemas::load() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("schemas: {e}");
-            std::process::abort()
-        }
-    })
+    Schemas::shared_or_abort()
 }
 
 /// Defaults with a smaller FFT where the spec allows it, so debug-build tests stay fast.
