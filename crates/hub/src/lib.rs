@@ -169,7 +169,7 @@ impl Hub {
             }
         }
         if !always {
-            core.ring.push(Arc::clone(&event));
+            core.ring.push(&event);
         }
         for client in &core.clients {
             if client.offer(&event, always) == Offer::Overflowed {

@@ -1,31 +1,41 @@
-//! Broadcast events with their lazily built wire bytes, and the replay ring (wire §7.6).
+//! Broadcast events with their shared wire bytes, and the replay ring (wire §7.6).
 
 use axum::extract::ws::Utf8Bytes;
 use ndefender_contract::{Envelope, TimestampField};
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// One broadcast envelope, shared by every client queue and the ring.
+/// One broadcast envelope as the live fan-out shares it between client queues.
 ///
-/// Only the plain wire form is kept: it is the ring's whole cost per entry (4096 entries
-/// by default, wire §7.7), and the `?seq=1` form is that text with `,"seq":N` spliced in
-/// before the closing brace, a copy cheap enough to make per send.
+/// The plain text is serialised once, before the hub lock. The `?seq=1` form is that
+/// text with `,"seq":N` spliced in before the closing brace, built by the first writer
+/// that needs it and shared by the others; it goes away with the last queue holding the
+/// event, because the ring keeps only the plain text (see [`Ring`]).
 #[derive(Debug)]
 pub struct Event {
     pub seq: u64,
     kind: Cow<'static, str>,
     plain: Utf8Bytes,
+    with_seq: OnceLock<Utf8Bytes>,
 }
 
 impl Event {
-    /// Serialises `envelope`: callers build events before taking the hub lock.
     pub fn new(seq: u64, envelope: &Envelope, time_field: TimestampField) -> Self {
+        Self::from_plain(
+            seq,
+            envelope.kind_cow(),
+            Utf8Bytes::from(envelope.to_json(None, time_field)),
+        )
+    }
+
+    fn from_plain(seq: u64, kind: Cow<'static, str>, plain: Utf8Bytes) -> Self {
         Self {
             seq,
-            kind: envelope.kind_cow(),
-            plain: Utf8Bytes::from(envelope.to_json(None, time_field)),
+            kind,
+            plain,
+            with_seq: OnceLock::new(),
         }
     }
 
@@ -37,22 +47,36 @@ impl Event {
         if !seq {
             return self.plain.clone();
         }
-        // `to_json` always ends the object with '}'; the seq member goes last, as in
-        // `Envelope::to_json(Some(seq), …)`.
-        let body = self.plain.as_str();
-        let body = body.strip_suffix('}').unwrap_or(body);
-        let mut out = String::with_capacity(body.len() + 32);
-        out.push_str(body);
-        let _ = write!(out, ",\"seq\":{}}}", self.seq);
-        Utf8Bytes::from(out)
+        self.with_seq
+            .get_or_init(|| {
+                // `to_json` always ends the object with '}'; the seq member goes last, as
+                // in `Envelope::to_json(Some(seq), …)`.
+                let body = self.plain.as_str();
+                let body = body.strip_suffix('}').unwrap_or(body);
+                let mut out = String::with_capacity(body.len() + 32);
+                out.push_str(body);
+                let _ = write!(out, ",\"seq\":{}}}", self.seq);
+                Utf8Bytes::from(out)
+            })
+            .clone()
     }
+}
+
+/// What the ring keeps of an event: its plain text (shared with the live event, not
+/// copied) and what filtering and ordering need. A full ring (4096 entries by default,
+/// wire §7.7) costs one serialised copy of each envelope.
+#[derive(Debug)]
+struct Stored {
+    seq: u64,
+    kind: Cow<'static, str>,
+    plain: Utf8Bytes,
 }
 
 /// The last `capacity` broadcast envelopes, HEARTBEAT excluded.
 #[derive(Debug)]
 pub struct Ring {
     capacity: usize,
-    events: VecDeque<Arc<Event>>,
+    events: VecDeque<Stored>,
     /// Highest seq no longer guaranteed to be held: the last evicted entry, or the
     /// counter's initial value. Every stored envelope with a larger seq is in `events`.
     floor: u64,
@@ -67,7 +91,7 @@ impl Ring {
         }
     }
 
-    pub fn push(&mut self, event: Arc<Event>) {
+    pub fn push(&mut self, event: &Event) {
         if self.capacity == 0 {
             self.floor = event.seq;
             return;
@@ -77,7 +101,11 @@ impl Ring {
                 self.floor = old.seq;
             }
         }
-        self.events.push_back(event);
+        self.events.push_back(Stored {
+            seq: event.seq,
+            kind: event.kind.clone(),
+            plain: event.plain.clone(),
+        });
     }
 
     /// Every stored envelope with seq > `since`, or `None` when the ring no longer
@@ -87,7 +115,12 @@ impl Ring {
             return None;
         }
         let start = self.events.partition_point(|e| e.seq <= since);
-        Some(self.events.range(start..).cloned().collect())
+        Some(
+            self.events
+                .range(start..)
+                .map(|e| Arc::new(Event::from_plain(e.seq, e.kind.clone(), e.plain.clone())))
+                .collect(),
+        )
     }
 }
 
@@ -110,7 +143,7 @@ mod tests {
         let mut r = Ring::new(3, 100);
         assert_eq!(seqs(r.after(100, 100)), Some(vec![]));
         for s in [101, 102, 104, 105] {
-            r.push(ev(s)?);
+            r.push(&*ev(s)?);
         }
         // 103 was a heartbeat: numbered, never stored.
         assert_eq!(seqs(r.after(101, 105)), Some(vec![102, 104, 105]));
@@ -133,6 +166,17 @@ mod tests {
             assert_eq!(e.frame(false).as_str(), env.to_json(None, tf));
             assert_eq!(e.frame(true).as_str(), env.to_json(Some(e.seq), tf));
             assert_eq!(e.frame(false).as_str().as_ptr(), e.frame(false).as_str().as_ptr());
+            assert_eq!(e.frame(true).as_str().as_ptr(), e.frame(true).as_str().as_ptr());
+            // The ring shares the plain text and rebuilds the seq form on replay.
+            let mut r = Ring::new(2, e.seq - 1);
+            r.push(&e);
+            let replayed = r.after(e.seq - 1, e.seq).unwrap_or_default();
+            assert_eq!(replayed.len(), 1);
+            assert_eq!(
+                replayed[0].frame(false).as_str().as_ptr(),
+                e.frame(false).as_str().as_ptr()
+            );
+            assert_eq!(replayed[0].frame(true).as_str(), e.frame(true).as_str());
         }
         let e = ev(7)?;
         assert_eq!(
