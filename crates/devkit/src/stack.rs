@@ -64,20 +64,35 @@ impl std::fmt::Display for StopOutcome {
     }
 }
 
-/// A running daemon process.
+/// A running daemon process. Dropped while still running (the launcher failed), it is
+/// killed: in its own process group, nothing else would stop it.
 #[derive(Debug)]
 pub struct Daemon {
     pub name: &'static str,
     child: Child,
 }
 
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Daemon {
-    /// Spawns `cmd` with stdin closed and `RUST_LOG` defaulting to `warn`.
+    /// Spawns `cmd` with stdin closed and `RUST_LOG` defaulting to `warn`, in its own
+    /// process group: a Ctrl-C at the terminal reaches only the launcher, which then stops
+    /// each daemon with one SIGTERM. (Getting the terminal's SIGINT as well, a daemon would
+    /// take the launcher's SIGTERM as a second signal and exit without its graceful
+    /// shutdown, wire §7.9.)
     pub fn spawn(name: &'static str, mut cmd: Command) -> io::Result<Self> {
+        use std::os::unix::process::CommandExt as _;
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
         }
-        let child = cmd.stdin(Stdio::null()).spawn()?;
+        let child = cmd.stdin(Stdio::null()).process_group(0).spawn()?;
         Ok(Self { name, child })
     }
 
@@ -272,6 +287,21 @@ mod tests {
         assert_eq!(percentile(&v, 99.0), 99.0);
         assert_eq!(percentile(&v, 100.0), 100.0);
         assert!(percentile(&[], 50.0).is_nan());
+    }
+
+    #[test]
+    fn daemons_get_their_own_process_group_and_die_with_their_handle() -> io::Result<()> {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let d = Daemon::spawn("sleep", cmd)?;
+        let pid = nix::unistd::Pid::from_raw(d.pid() as i32);
+        let pgid = nix::unistd::getpgid(Some(pid)).map_err(io::Error::from)?;
+        assert_eq!(pgid, pid, "a terminal's SIGINT to our group must not reach it");
+        assert_ne!(nix::unistd::getpgid(None).map_err(io::Error::from)?, pgid);
+        drop(d);
+        // Killed and reaped: the pid no longer exists.
+        assert!(nix::sys::signal::kill(pid, None).is_err());
+        Ok(())
     }
 
     #[test]
