@@ -10,6 +10,10 @@
 # fuzz/corpus/<target>/ (committed, never written) and tokens from fuzz/dict/<target>.dict;
 # what libFuzzer learns goes to fuzz/target/corpus/<target>/, crashes to
 # fuzz/artifacts/<target>/.
+#
+# All targets are built once, up front (`cargo fuzz build`), and each binary is then run
+# directly: `cargo fuzz run` would rebuild before every target, so a tree edited during a
+# long campaign would have its targets fuzzed against different code.
 set -euo pipefail
 
 runs="${1:-1000000}"
@@ -30,15 +34,19 @@ else
     mapfile -t targets < <(cargo fuzz list)
 fi
 
+echo "== building every target (sanitizer: $sanitizer)"
+cargo fuzz build -s "$sanitizer"
+bin="target/$(rustc -vV | sed -n 's/^host: //p')/release"
+
 status=0
 for t in "${targets[@]}"; do
-    mkdir -p "target/corpus/$t" "corpus/$t"
+    mkdir -p "target/corpus/$t" "corpus/$t" "artifacts/$t"
     echo "== $t: $runs runs (sanitizer: $sanitizer)"
     start=$(date +%s)
     dict=()
     [ -f "dict/$t.dict" ] && dict=("-dict=dict/$t.dict")
-    if cargo fuzz run -s "$sanitizer" "$t" "target/corpus/$t" "corpus/$t" -- \
-        -runs="$runs" -max_len=8192 -timeout=10 -print_final_stats=1 "${dict[@]}"; then
+    if "$bin/$t" -artifact_prefix="artifacts/$t/" -runs="$runs" -max_len=8192 -timeout=10 \
+        -print_final_stats=1 "${dict[@]}" "target/corpus/$t" "corpus/$t"; then
         echo "== $t: ok in $(($(date +%s) - start)) s"
     else
         echo "== $t: FAILED after $(($(date +%s) - start)) s (see fuzz/artifacts/$t/)"
