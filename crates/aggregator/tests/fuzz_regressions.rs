@@ -115,3 +115,32 @@ fn config_durations_the_daemon_cannot_use_are_refused() -> R {
     load_str::<AggregatorConfig>(&shipped, "aggregator.toml", [])?;
     Ok(())
 }
+
+/// fuzz target `feed_lines`, seed `case-rid-pass-through` (fuzz/corpus): a pass-through line
+/// whose data nests an object of nulls is emitted with that object empty (wire §4.5 keeps
+/// members and removes nulls), and `remote_id.last_event` holds the same data. The REST body
+/// check refused the snapshot for the nested `{}`; it now allows `{}` anywhere inside
+/// `last_event` (event data as emitted) and still refuses nulls there.
+#[test]
+fn pass_through_data_with_empty_objects_is_a_valid_snapshot() -> R {
+    let schemas = Schemas::load()?;
+    let line = r#"{"type":"SOMETHING_NEW","timestamp_ms":1772140777119,"source":"remoteid","data":{"a":null,"b":{"c":null},"d":[1,null]}}"#;
+    let mut st = state();
+    assert!(matches!(
+        remoteid::apply_line(&mut st, line),
+        remoteid::Outcome::Emitted(_)
+    ));
+    assert_eq!(validate_out(&mut st, &schemas)?, 1);
+    let snap = serde_json::to_value(st.snapshot())?;
+    assert_eq!(snap["remote_id"]["last_event"], serde_json::json!({"b": {}, "d": [1]}));
+    schemas.validate("StatusSnapshot.json", &snap)?;
+    ndefender_contract::schema::no_nulls_or_empty_objects(&snap)?;
+
+    let mut with_null = snap.clone();
+    with_null["remote_id"]["last_event"]["b"]["c"] = Value::Null;
+    assert!(ndefender_contract::schema::no_nulls_or_empty_objects(&with_null).is_err());
+    let mut empty_section = snap;
+    empty_section["audio"] = serde_json::json!({});
+    assert!(ndefender_contract::schema::no_nulls_or_empty_objects(&empty_section).is_err());
+    Ok(())
+}
