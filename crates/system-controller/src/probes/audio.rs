@@ -385,6 +385,24 @@ fn mixer_thread(
 
 // ---- ALSA and cpal ------------------------------------------------------------
 
+/// Runs `f` with alsa-lib's diagnostics for this thread captured instead of printed:
+/// without a sound card, every mixer open and device lookup would write a dozen
+/// "ALSA lib confmisc.c…" lines to stderr (the journal, or the demo's terminal). What
+/// `f` failed with is reported by its result; the text goes to the debug log.
+fn alsa_quiet<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let buffer = alsa::Output::local_error_handler().ok();
+    let r = f();
+    if let Some(buffer) = buffer {
+        if let Ok(out) = buffer.try_borrow() {
+            let text = out.to_string();
+            if !text.trim().is_empty() {
+                tracing::debug!(alsa = %text.trim_end(), "{what}: alsa-lib diagnostics");
+            }
+        }
+    }
+    r
+}
+
 /// The ALSA simple element `control` of `card` (else `hw:0`, else the first
 /// element with playback volume).
 pub struct AlsaMixer {
@@ -395,6 +413,10 @@ pub struct AlsaMixer {
 
 impl AlsaMixer {
     pub fn open(card: &str, control: &str) -> Result<AlsaMixer, String> {
+        alsa_quiet("mixer open", || Self::open_inner(card, control))
+    }
+
+    fn open_inner(card: &str, control: &str) -> Result<AlsaMixer, String> {
         let mixer = alsa::mixer::Mixer::new(card, true)
             .or_else(|_| alsa::mixer::Mixer::new("hw:0", true))
             .map_err(|e| e.to_string())?;
@@ -464,6 +486,10 @@ pub struct CpalTone {
 
 impl CpalTone {
     fn device(&self) -> Option<cpal::Device> {
+        alsa_quiet("output device lookup", || self.device_inner())
+    }
+
+    fn device_inner(&self) -> Option<cpal::Device> {
         use cpal::traits::{DeviceTrait, HostTrait};
         let host = cpal::default_host();
         if self.name.is_empty() {
