@@ -25,6 +25,12 @@ pub const BUILTIN_PLANS: [(&str, &str); 4] = [
 /// The AD9361 tuning range.
 const LO_MIN_HZ: u64 = 70_000_000;
 const LO_MAX_HZ: u64 = 6_000_000_000;
+/// Steps one plan may have. The spec bounds `step_hz` only from above, so a tiny step
+/// (`scan.step_hz = 2`) made a plan of 160 million LOs: gigabytes at config load, before
+/// any check could refuse it (found by the `config_toml` fuzz target). 1024 steps cover the
+/// whole AD9361 range at 6 MHz, keep a plan's panorama under 14 MiB at the default FFT
+/// size and its cycle under ~5 s of radio time.
+pub const MAX_PLAN_STEPS: u64 = 1024;
 
 /// One plan file as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +76,13 @@ impl Plan {
         }
         let span = f.stop_hz - f.start_hz;
         let n = span.div_ceil(step);
+        if n > MAX_PLAN_STEPS {
+            return Err(format!(
+                "plan {}: {n} steps of {step} Hz over {span} Hz; at most {MAX_PLAN_STEPS} per plan \
+                 (raise step_hz or split the plan)",
+                f.name
+            ));
+        }
         let slack = n * step - span;
         let first = (f.start_hz + step / 2)
             .checked_sub(slack / 2)
