@@ -1,12 +1,11 @@
 //! AntSDR feed lines → RF contacts and the `rf` section (aggregator §5, §6.2).
 
 use super::contacts::{rf_severity, StoredRf};
-use super::feedline::{num_member, reserved_type, str_member, uint_member, FeedLine, Reject};
+use super::feedline::{num_member, passthrough_data, str_member, uint_member, FeedLine, Reject};
 use super::{Feed, FeedHealth, Removal, State};
 use ndefender_contract::contact::{AntsdrSourceTag, RfContact, RfContactData, RfFeatures, RfTag};
 use ndefender_contract::enums::RfStatus;
 use ndefender_contract::events::kind;
-use ndefender_contract::passthrough::sanitize_passthrough;
 use ndefender_contract::Source;
 use serde_json::{Map, Value};
 
@@ -44,12 +43,8 @@ pub fn apply_line(st: &mut State, line: &str) -> Outcome {
         upsert(st, &l, &kind)
     } else if kind == kind::RF_CONTACT_LOST {
         lost(st, &l)
-    } else if reserved_type(&kind) {
-        Err(Outcome::Invalid)
     } else {
-        let mut v = Value::Object(l.data.clone());
-        sanitize_passthrough(&mut v);
-        Ok((kind, v))
+        passthrough_data(&l).map(|v| (kind, v)).ok_or(Outcome::Invalid)
     };
     let (kind, data) = match result {
         Ok(x) => x,

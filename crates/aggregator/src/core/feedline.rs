@@ -50,11 +50,18 @@ pub fn parse(line: &str, receipt_ms: u64) -> Result<FeedLine, Reject> {
     })
 }
 
-/// Catalogue types (wire §8) a feed line may not pass through: each has a fixed shape and
-/// another producer, so forwarding one "as received" would publish an envelope that breaks
-/// its schema (wire §4) or impersonates that producer. `RF_SCAN_STATS` is a feed type itself.
-pub fn reserved_type(kind: &str) -> bool {
-    kind != ndefender_contract::events::kind::RF_SCAN_STATS && ndefender_contract::events::kind::ALL.contains(&kind)
+/// The data a line of a type the feed does not interpret is forwarded with, "as received"
+/// minus nulls (wire §4.5), or `None` for a catalogue type (wire §8): each has a fixed shape
+/// and another producer, so forwarding one would publish an envelope that breaks its schema
+/// (wire §4) or impersonates that producer. `RF_SCAN_STATS` is a feed type itself.
+pub fn passthrough_data(l: &FeedLine) -> Option<Value> {
+    let k = l.kind.as_str();
+    if k != ndefender_contract::events::kind::RF_SCAN_STATS && ndefender_contract::events::kind::ALL.contains(&k) {
+        return None;
+    }
+    let mut v = Value::Object(l.data.clone());
+    ndefender_contract::passthrough::sanitize_passthrough(&mut v);
+    Some(v)
 }
 
 /// A non-empty string member.

@@ -1,13 +1,12 @@
 //! RemoteID feed lines → contacts, telemetry and replay state (aggregator §4, §6.1, §6.4).
 
-use super::feedline::{num_member, reserved_type, str_member, uint_member, FeedLine, Reject};
+use super::feedline::{num_member, passthrough_data, str_member, uint_member, FeedLine, Reject};
 use super::{Feed, FeedHealth, Removal, State};
 use ndefender_contract::contact::RemoteIdFields;
 use ndefender_contract::devices::RemoteIdReplayStateBody;
 use ndefender_contract::enums::{LogLevel, RemoteIdHealth, RemoteIdMode, Severity};
 use ndefender_contract::events::{kind, ReplayStateEvent, TelemetryUpdate};
 use ndefender_contract::num::in_range;
-use ndefender_contract::passthrough::sanitize_passthrough;
 use ndefender_contract::Source;
 use serde_json::{Map, Value};
 
@@ -282,12 +281,7 @@ fn replay_state(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome
 }
 
 fn passthrough(_st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
-    if reserved_type(&l.kind) {
-        return Err(Outcome::Invalid);
-    }
-    let mut v = Value::Object(l.data.clone());
-    sanitize_passthrough(&mut v);
-    Ok((l.kind.clone(), v))
+    passthrough_data(l).map(|v| (l.kind.clone(), v)).ok_or(Outcome::Invalid)
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, Outcome> {
