@@ -1,6 +1,7 @@
 //! A daemon as a child process: start, readiness, signals, resource readings.
 
 use crate::R;
+use ndefender_devkit::stack::proc_usage;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
@@ -28,8 +29,7 @@ pub fn bin(name: &str) -> R<PathBuf> {
 }
 
 pub fn free_port() -> R<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    Ok(ndefender_devkit::stack::free_port()?)
 }
 
 /// One daemon process. Killed on drop if still running.
@@ -172,17 +172,12 @@ impl Proc {
 
     /// Resident set size in KiB (VmRSS).
     pub fn rss_kib(&self) -> R<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| "no VmRSS".into())
+        Ok(proc_usage(self.pid()? as u32)?.rss_kib)
     }
 
     /// Open file descriptors.
-    pub fn fds(&self) -> R<usize> {
-        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid()?))?.count())
+    pub fn fds(&self) -> R<u64> {
+        Ok(proc_usage(self.pid()? as u32)?.fds)
     }
 }
 

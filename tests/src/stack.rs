@@ -8,6 +8,7 @@ use crate::proc::{free_port, Proc};
 use crate::R;
 use ndefender_devkit::esp32::sim::{Esp32Sim, SimConfig, SimHandle};
 use ndefender_devkit::remoteid::{run_remoteid_sim, RemoteIdSimConfig};
+use ndefender_devkit::stack::Wiring;
 use std::path::PathBuf;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -63,17 +64,32 @@ impl Stack {
         let d = dir.path();
         let rid_path = d.join("remoteid_engine.jsonl");
         let rf_path = d.join("antsdr_scan.jsonl");
-        let state_dir = d.join("state");
 
-        let scan_port = free_port()?;
-        let mut env = vec![
-            kv("NDEFENDER_API__BIND", format!("127.0.0.1:{scan_port}")),
-            kv("NDEFENDER_OUTPUT__JSONL_PATH", rf_path.display()),
-        ];
+        // The ports and paths `ndefender-demo` would use, on free ports in `d`.
+        let wiring = Wiring {
+            dir: d.to_path_buf(),
+            aggregator_port: free_port()?,
+            controller_port: free_port()?,
+            antsdr_port: free_port()?,
+            rid_path: rid_path.clone(),
+            rf_path: rf_path.clone(),
+            esp32_link: d.join("ndefender-esp32"),
+        };
+        let state_dir = wiring.state_dir();
+
+        // Later entries win: the options override the wiring.
+        let mut env = wiring.scanner_env();
         env.extend(o.scanner_env);
-        let scanner = Proc::start("ndefender-antsdr-scan", d, scan_port, "/api/v1/health", &[], &env).await?;
+        let scanner = Proc::start(
+            "ndefender-antsdr-scan",
+            d,
+            wiring.antsdr_port,
+            "/api/v1/health",
+            &[],
+            &env,
+        )
+        .await?;
 
-        let ctl_port = free_port()?;
         let bus = o
             .system_bus
             .unwrap_or_else(|| format!("unix:path={}", d.join("no-system-bus").display()));
@@ -81,19 +97,23 @@ impl Stack {
             Some(g) => g,
             None => format!("127.0.0.1:{}", free_port()?),
         };
-        let mut env = vec![
-            kv("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{ctl_port}")),
-            kv("DBUS_SYSTEM_BUS_ADDRESS", bus),
-            kv("NDEFENDER_GPS__GPSD", gpsd),
-        ];
+        let mut env = wiring.controller_env();
+        env.extend([kv("DBUS_SYSTEM_BUS_ADDRESS", bus), kv("NDEFENDER_GPS__GPSD", gpsd)]);
         env.extend(o.controller_env);
-        let controller = Proc::start("ndefender-system-controller", d, ctl_port, "/api/v1/health", &[], &env).await?;
+        let controller = Proc::start(
+            "ndefender-system-controller",
+            d,
+            wiring.controller_port,
+            "/api/v1/health",
+            &[],
+            &env,
+        )
+        .await?;
 
-        let esp32_link = d.join("ndefender-esp32");
         let esp32 = if o.esp32 {
             Some(
                 Esp32Sim::spawn(SimConfig {
-                    link: Some(esp32_link.clone()),
+                    link: Some(wiring.esp32_link.clone()),
                     seed: 7,
                     ..SimConfig::default()
                 })
@@ -103,26 +123,20 @@ impl Stack {
             None
         };
 
-        let agg_port = free_port()?;
-        let mut env = vec![
-            kv("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{agg_port}")),
-            kv("NDEFENDER_STATE__DIR", state_dir.display()),
-            kv("NDEFENDER_REMOTEID__JSONL_PATH", rid_path.display()),
-            kv("NDEFENDER_ANTSDR__JSONL_PATH", rf_path.display()),
-            kv("NDEFENDER_ANTSDR__BASE_URL", format!("http://127.0.0.1:{scan_port}")),
-            kv(
-                "NDEFENDER_SYSTEM_CONTROLLER__BASE_URL",
-                format!("http://127.0.0.1:{ctl_port}"),
-            ),
-            kv("NDEFENDER_TAIL__START_POSITION", "beginning"),
-        ];
-        if o.esp32 {
-            env.push(kv("NDEFENDER_ESP32__PORT", esp32_link.display()));
-        } else {
+        let mut env = wiring.aggregator_env();
+        if !o.esp32 {
             env.push(kv("NDEFENDER_ESP32__ENABLED", "false"));
         }
         env.extend(o.aggregator_env);
-        let aggregator = Proc::start("ndefender-aggregator", d, agg_port, "/api/v1/health", &[], &env).await?;
+        let aggregator = Proc::start(
+            "ndefender-aggregator",
+            d,
+            wiring.aggregator_port,
+            "/api/v1/health",
+            &[],
+            &env,
+        )
+        .await?;
 
         let (sim_stop, stop_rx) = watch::channel(false);
         let sim = if o.drones > 0 {

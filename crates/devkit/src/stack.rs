@@ -82,14 +82,16 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
-    /// Spawns `cmd` with stdin closed and `RUST_LOG` defaulting to `warn`, in its own
+    /// Spawns `cmd` with stdin closed and `RUST_LOG` defaulting to `warn` (unless `cmd` or
+    /// this process sets it), in its own
     /// process group: a Ctrl-C at the terminal reaches only the launcher, which then stops
     /// each daemon with one SIGTERM. (Getting the terminal's SIGINT as well, a daemon would
     /// take the launcher's SIGTERM as a second signal and exit without its graceful
     /// shutdown, wire §7.9.)
     pub fn spawn(name: &'static str, mut cmd: Command) -> io::Result<Self> {
         use std::os::unix::process::CommandExt as _;
-        if std::env::var_os("RUST_LOG").is_none() {
+        let chosen = cmd.get_envs().any(|(k, _)| k == "RUST_LOG");
+        if !chosen && std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
         }
         let child = cmd.stdin(Stdio::null()).process_group(0).spawn()?;
@@ -170,40 +172,71 @@ pub struct Wiring {
 }
 
 impl Wiring {
-    /// `ndefender-antsdr-scan` (binary `bin`) on its synthetic scene, writing `rf_path`.
-    pub fn scanner(&self, bin: &Path) -> Command {
-        let mut cmd = Command::new(bin);
-        cmd.env("NDEFENDER_API__BIND", format!("127.0.0.1:{}", self.antsdr_port))
-            .env("NDEFENDER_OUTPUT__JSONL_PATH", &self.rf_path);
-        cmd
+    /// Environment of `ndefender-antsdr-scan` on its synthetic scene, writing `rf_path`.
+    pub fn scanner_env(&self) -> Vec<(String, String)> {
+        vec![
+            kv("NDEFENDER_API__BIND", format!("127.0.0.1:{}", self.antsdr_port)),
+            kv("NDEFENDER_OUTPUT__JSONL_PATH", self.rf_path.display()),
+        ]
     }
 
-    /// `ndefender-system-controller` on this machine's procfs.
-    pub fn controller(&self, bin: &Path) -> Command {
-        let mut cmd = Command::new(bin);
-        cmd.env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{}", self.controller_port));
-        cmd
+    /// Environment of `ndefender-system-controller` on this machine's procfs.
+    pub fn controller_env(&self) -> Vec<(String, String)> {
+        vec![kv(
+            "NDEFENDER_SERVER__BIND",
+            format!("127.0.0.1:{}", self.controller_port),
+        )]
     }
 
-    /// `ndefender-aggregator` tailing both feeds from their beginning.
-    pub fn aggregator(&self, bin: &Path) -> Command {
-        let mut cmd = Command::new(bin);
-        cmd.env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{}", self.aggregator_port))
-            .env("NDEFENDER_STATE__DIR", self.dir.join("state/aggregator"))
-            .env("NDEFENDER_REMOTEID__JSONL_PATH", &self.rid_path)
-            .env("NDEFENDER_ANTSDR__JSONL_PATH", &self.rf_path)
-            .env(
+    /// Environment of `ndefender-aggregator` tailing both feeds from their beginning.
+    pub fn aggregator_env(&self) -> Vec<(String, String)> {
+        vec![
+            kv("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{}", self.aggregator_port)),
+            kv("NDEFENDER_STATE__DIR", self.state_dir().display()),
+            kv("NDEFENDER_REMOTEID__JSONL_PATH", self.rid_path.display()),
+            kv("NDEFENDER_ANTSDR__JSONL_PATH", self.rf_path.display()),
+            kv(
                 "NDEFENDER_ANTSDR__BASE_URL",
                 format!("http://127.0.0.1:{}", self.antsdr_port),
-            )
-            .env(
+            ),
+            kv(
                 "NDEFENDER_SYSTEM_CONTROLLER__BASE_URL",
                 format!("http://127.0.0.1:{}", self.controller_port),
-            )
-            .env("NDEFENDER_TAIL__START_POSITION", "beginning")
-            .env("NDEFENDER_ESP32__PORT", &self.esp32_link);
-        cmd
+            ),
+            kv("NDEFENDER_TAIL__START_POSITION", "beginning"),
+            kv("NDEFENDER_ESP32__PORT", self.esp32_link.display()),
+        ]
     }
+
+    /// Where the aggregator keeps its tail checkpoints.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state/aggregator")
+    }
+
+    /// The scanner's command line (binary `bin`).
+    pub fn scanner(&self, bin: &Path) -> Command {
+        command(bin, self.scanner_env())
+    }
+
+    /// The system controller's command line.
+    pub fn controller(&self, bin: &Path) -> Command {
+        command(bin, self.controller_env())
+    }
+
+    /// The aggregator's command line.
+    pub fn aggregator(&self, bin: &Path) -> Command {
+        command(bin, self.aggregator_env())
+    }
+}
+
+fn kv(k: &str, v: impl ToString) -> (String, String) {
+    (k.to_owned(), v.to_string())
+}
+
+fn command(bin: &Path, env: Vec<(String, String)>) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.envs(env);
+    cmd
 }
 
 /// Waits until the aggregator at `base` reports its ESP32 link connected.

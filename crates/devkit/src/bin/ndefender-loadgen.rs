@@ -13,10 +13,10 @@ use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
 use ndefender_devkit::http::Client;
 use ndefender_devkit::soak::SoakConfig;
-use ndefender_devkit::stack::{find_bin, free_port, percentile, proc_usage, wait_esp32_connected, TICKS_PER_S};
+use ndefender_devkit::stack::{find_bin, free_port, percentile, proc_usage, wait_esp32_connected, Daemon, TICKS_PER_S};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -151,18 +151,8 @@ fn aggregator_bin(given: Option<PathBuf>) -> R<PathBuf> {
     })
 }
 
-struct Proc {
-    child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_aggregator(bin: &Path, dir: &Path, port: u16, esp32_port: Option<&Path>) -> R<Proc> {
+/// The aggregator alone, on a config of its own; killed when the handle is dropped.
+async fn start_aggregator(bin: &Path, dir: &Path, port: u16, esp32_port: Option<&Path>) -> R<Daemon> {
     let cfg = dir.join("aggregator.toml");
     let esp32 = match esp32_port {
         Some(p) => format!(
@@ -179,23 +169,11 @@ async fn start_aggregator(bin: &Path, dir: &Path, port: u16, esp32_port: Option<
             dir.join("remoteid.jsonl").display()
         ),
     )?;
-    let child = Command::new(bin)
-        .arg("--config")
-        .arg(&cfg)
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .spawn()?;
-    let p = Proc { child };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(p);
-        }
-        if Instant::now() > deadline {
-            return Err("aggregator did not start".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut cmd = Command::new(bin);
+    cmd.arg("--config").arg(&cfg).env("RUST_LOG", "error");
+    let mut agg = Daemon::spawn("ndefender-aggregator", cmd)?;
+    agg.wait_port(port).await?;
+    Ok(agg)
 }
 
 async fn latency(rates: Vec<u64>, seconds: u64, aggregator: Option<PathBuf>) -> R {
@@ -204,7 +182,7 @@ async fn latency(rates: Vec<u64>, seconds: u64, aggregator: Option<PathBuf>) -> 
     std::fs::create_dir_all(&dir)?;
     let port = free_port()?;
     let agg = start_aggregator(&bin, &dir, port, None).await?;
-    let pid = agg.child.id();
+    let pid = agg.pid();
     let feed = dir.join("remoteid.jsonl");
     std::fs::write(&feed, b"")?;
 
