@@ -19,6 +19,66 @@ pub struct RemoteIdFields {
     pub altitude_m: Option<f64>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub speed_m_s: Option<f64>,
+    // Contract v1.1: what Open Drone ID frames carry beyond the reference engine's fields.
+    /// True track over ground, 0–360 degrees.
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub heading_deg: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub vspeed_m_s: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub height_agl_m: Option<f64>,
+    /// ASTM F3411 UA type in snake case, e.g. `helicopter_or_multirotor`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ua_type: Option<String>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub operator_lat: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub operator_lon: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub operator_alt_m: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub operator_location_type: Option<OperatorLocationType>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub transport: Option<RemoteIdTransport>,
+    /// Lowercase colon form, `aa:bb:cc:dd:ee:ff`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mac: Option<String>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub rssi_dbm: Option<f64>,
+    /// The kits that saw this contact (fleet view); absent on a single kit.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seen_by: Option<Vec<SeenBy>>,
+}
+
+/// Where a System message's operator position comes from (contract v1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorLocationType {
+    Takeoff,
+    LiveGnss,
+    Fixed,
+}
+
+/// The radio transport a RemoteID frame arrived on (contract v1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteIdTransport {
+    WifiBeacon,
+    WifiNan,
+    BleLegacy,
+    BleLongRange,
+}
+
+/// One kit that saw a contact (contract v1.1 `seen_by` item).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeenBy {
+    pub kit_id: String,
+    pub last_seen_ts: u64,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub rssi_dbm: Option<f64>,
+    #[serde(skip_serializing_if = "skip_f64", default)]
+    pub distance_m: Option<f64>,
 }
 
 /// Constant `"REMOTE_ID"` tag.
@@ -259,6 +319,9 @@ pub struct RfContact {
     pub severity: Severity,
     #[serde(flatten)]
     pub data: RfContactData,
+    /// The kits that saw this contact (fleet view, contract v1.1).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seen_by: Option<Vec<SeenBy>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -275,4 +338,7 @@ pub struct FpvContact {
     pub selected: i64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_seen_uptime_ms: Option<u64>,
+    /// The kits that saw this contact (fleet view, contract v1.1).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seen_by: Option<Vec<SeenBy>>,
 }

@@ -100,6 +100,10 @@ pub struct SystemCommandAck {
     pub ok: bool,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The id of the CommandResult this ack answers (contract v1.1), so a client can match
+    /// the ack of its own command.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub command_id: Option<String>,
 }
 
 impl SystemCommandAck {
@@ -109,6 +113,7 @@ impl SystemCommandAck {
             name: None,
             ok: true,
             reason: None,
+            command_id: None,
         }
     }
     pub fn failed(command: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -117,10 +122,15 @@ impl SystemCommandAck {
             name: None,
             ok: false,
             reason: Some(reason.into()),
+            command_id: None,
         }
     }
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+    pub fn with_command_id(mut self, command_id: impl Into<String>) -> Self {
+        self.command_id = Some(command_id.into());
         self
     }
 }

@@ -125,6 +125,7 @@ fn rid_contact() -> RemoteIdContact {
             lon: Some(72.5714),
             altitude_m: Some(120.0),
             speed_m_s: Some(12.5),
+            ..Default::default()
         },
     }
 }
@@ -138,6 +139,7 @@ fn contacts() -> Vec<Contact> {
             last_seen_ts: 1772140777119,
             severity: Severity::Medium,
             data: rf_data(),
+            seen_by: None,
         }),
         Contact::Fpv(FpvContact {
             id: "fpv:1".into(),
@@ -150,6 +152,7 @@ fn contacts() -> Vec<Contact> {
             rssi_raw: 219,
             selected: 1,
             last_seen_uptime_ms: Some(123456),
+            seen_by: None,
         }),
     ]
 }

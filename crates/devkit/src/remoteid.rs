@@ -461,6 +461,7 @@ impl RemoteIdGenerator {
                 lon: latlon.map(|l| l.1),
                 altitude_m: Some(round_to(d.alt, 0.5)),
                 speed_m_s: Some(round_to(d.speed, 0.25)),
+                ..Default::default()
             },
         };
         serde_json::to_value(ev).unwrap_or(Value::Null)

@@ -18,12 +18,14 @@ mod payload;
 mod reader;
 mod ring;
 mod stats;
+mod tap;
 mod writer;
 
 pub use config::HubConfig;
 pub use pattern::{PatternError, Subscription};
 pub use reader::{apply_control, parse_control, ControlFrame};
 pub use stats::{HubStats, IgnoredCounts, RejectedCounts, ReplayCounts};
+pub use tap::{Tap, TapEvent};
 
 use admission::Params;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -101,6 +103,7 @@ struct Inner {
 struct Core {
     ring: Ring,
     clients: Vec<Arc<Client>>,
+    taps: Vec<tap::TapSender>,
     published: BTreeMap<String, u64>,
 }
 
@@ -131,6 +134,7 @@ impl Hub {
                 core: Mutex::new(Core {
                     ring: Ring::new(cfg.replay_buffer, initial),
                     clients: Vec::new(),
+                    taps: Vec::new(),
                     published: BTreeMap::new(),
                 }),
                 cfg,
@@ -170,6 +174,8 @@ impl Hub {
         }
         if !always {
             core.ring.push(&event);
+            // A tap whose receiver is gone is forgotten here rather than on a timer.
+            core.taps.retain(|tap| tap.offer(&event));
         }
         for client in &core.clients {
             if client.offer(&event, always) == Offer::Overflowed {
@@ -177,6 +183,19 @@ impl Hub {
             }
         }
         seq
+    }
+
+    /// Registers an in-process subscriber that receives every envelope published from now on
+    /// (HEARTBEAT excepted) through a queue of `capacity`; see [`Tap`].
+    pub fn tap(&self, name: &str, capacity: usize) -> Tap {
+        let (sender, tap) = Tap::new(name, capacity);
+        self.core().taps.push(sender);
+        tap
+    }
+
+    /// Names of the registered taps (for diagnostics).
+    pub fn tap_names(&self) -> Vec<String> {
+        self.core().taps.iter().map(|t| t.name.clone()).collect()
     }
 
     /// The newest broadcast seq. A lock-free read, safe to call from a greeting.

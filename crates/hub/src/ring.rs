@@ -43,6 +43,11 @@ impl Event {
         &self.kind
     }
 
+    /// The plain wire text (no seq member).
+    pub fn plain_str(&self) -> &str {
+        self.plain.as_str()
+    }
+
     pub fn frame(&self, seq: bool) -> Utf8Bytes {
         if !seq {
             return self.plain.clone();

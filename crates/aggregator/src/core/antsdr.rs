@@ -184,6 +184,7 @@ fn upsert(st: &mut State, l: &FeedLine, kind_in: &str) -> Result<(String, Value)
                 last_seen_ts: l.time_ms,
                 severity,
                 data,
+                seen_by: None,
             },
         },
     );

@@ -150,6 +150,7 @@ fn update_fpv(st: &mut State, uptime: Option<u64>) {
         rssi_raw: v.rssi_raw,
         selected: st.snap.vrx.selected.unwrap_or(v.id),
         last_seen_uptime_ms: uptime,
+        seen_by: None,
     });
     let set_changed = next.as_ref().map(|f| f.id.clone()) != st.contacts.fpv.as_ref().map(|f| f.id.clone());
     st.contacts.fpv = next;

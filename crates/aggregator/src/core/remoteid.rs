@@ -134,6 +134,7 @@ fn contact(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
         lon,
         altitude_m: num_member(&l.data, "altitude_m"),
         speed_m_s: in_range(num_member(&l.data, "speed_m_s"), 0.0, f64::MAX),
+        ..Default::default()
     };
     let kit = st.snap.gps.position();
     let radius = st.cfg.contacts.remote_id_high_radius_m;
