@@ -73,6 +73,7 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
         ("aggregator_feed_bytes_total", "counter"),
         ("aggregator_feed_rotations_total", "counter"),
         ("aggregator_feed_truncations_total", "counter"),
+        ("aggregator_feed_checkpoint_errors_total", "counter"),
         ("aggregator_feed_offset_bytes", "gauge"),
         ("aggregator_feed_last_line_age_seconds", "gauge"),
     ] {
@@ -84,6 +85,7 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
                 "aggregator_feed_bytes_total" => snap.bytes as f64,
                 "aggregator_feed_rotations_total" => snap.rotations as f64,
                 "aggregator_feed_truncations_total" => snap.truncations as f64,
+                "aggregator_feed_checkpoint_errors_total" => snap.checkpoint_errors as f64,
                 "aggregator_feed_offset_bytes" => snap.offset as f64,
                 _ => match s.last_line_age() {
                     Some(a) => a.as_secs_f64(),

@@ -561,3 +561,35 @@ async fn loop_until_metrics(d: &Daemon, needles: &[&str]) -> R<String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Issue 13 §8: a corrupt tail checkpoint is counted in /metrics (not a silent skip), and a
+/// feed type outside `[A-Z0-9_]{1,64}` is counted invalid and never becomes a metric label.
+#[tokio::test]
+async fn corrupt_checkpoint_and_bad_event_types_show_in_metrics() -> R {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("state"))?;
+    std::fs::write(dir.path().join("state/tail-antsdr.json"), b"{\"offset\": tru")?;
+    let d = Daemon::start(dir.path(), &[]).await?;
+    let t = now_ms();
+    append(
+        &d.rf_path(),
+        &[
+            format!(r#"{{"type":"PEAK\"}} 1\nevil{{x=\"","timestamp_ms":{t},"data":{{}}}}"#),
+            format!(r#"{{"type":"{}","timestamp_ms":{t},"data":{{}}}}"#, "P".repeat(65)),
+            format!(r#"{{"type":"PEAK","timestamp_ms":{t},"data":{{}}}}"#),
+        ],
+    )?;
+    let body = loop_until_metrics(
+        &d,
+        &[
+            "aggregator_feed_checkpoint_errors_total{feed=\"antsdr\"} 1\n",
+            "aggregator_feed_checkpoint_errors_total{feed=\"remoteid\"} 0\n",
+            "aggregator_feed_lines_total{feed=\"antsdr\",result=\"invalid\"} 2\n",
+            "ndefender_ws_events_published_total{type=\"PEAK\"} 1\n",
+        ],
+    )
+    .await?;
+    assert!(!body.contains("evil"), "{body}");
+    assert!(!body.contains("PPPPP"), "{body}");
+    Ok(())
+}

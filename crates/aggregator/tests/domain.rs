@@ -341,6 +341,24 @@ fn legacy_script_line() -> R {
 }
 
 #[test]
+fn feed_types_outside_a_z0_9_are_counted_invalid_and_never_published() {
+    let mut r = Rig::new();
+    for t in ["PEAK\"} 1\nevil{a=\"", "PEAK-2", &"P".repeat(65)] {
+        let line = json!({"type": t, "timestamp_ms": T0, "data": {"f": 1.0}});
+        assert_eq!(r.rf(line.clone()), antsdr::Outcome::Invalid, "{t:?}");
+        assert_eq!(r.rid(line), remoteid::Outcome::Invalid, "{t:?}");
+    }
+    assert!(r.take().is_empty());
+    for f in [
+        ndefender_aggregator::core::Feed::Antsdr,
+        ndefender_aggregator::core::Feed::RemoteId,
+    ] {
+        let c = r.st.counters.get(&f).cloned().unwrap_or_default();
+        assert_eq!((c.invalid, c.accepted), (3, 0));
+    }
+}
+
+#[test]
 fn legacy_detector_peak_passthrough() {
     let mut r = Rig::new();
     r.rf(json!({"t":1772140777.119,"detector":"peak","type":"PEAK","severity":2,"data":{"f":1.0}}));

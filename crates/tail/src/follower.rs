@@ -369,7 +369,7 @@ impl<S: LineSink> Follower<S> {
         if let Err(e) = std::fs::create_dir_all(&ck_dir) {
             tracing::warn!(feed = %cfg.feed, dir = %ck_dir.display(), error = %e, "cannot create checkpoint directory");
         }
-        let loaded = load_checkpoint(&cfg);
+        let loaded = load_checkpoint(&cfg, &stats);
         let mut watch = DirWatch::new(dir, file_name, tx);
         watch.ensure();
         let mut me = Self {
@@ -678,7 +678,14 @@ impl<S: LineSink> Follower<S> {
 
 /// A checkpoint for another path, or one that cannot be read, is no checkpoint (T10: fall back to
 /// `start_position`).
-fn load_checkpoint(cfg: &TailConfig) -> Option<Checkpoint> {
+///
+/// An unreadable or corrupt checkpoint is never silent: it is logged as an error, counted
+/// ([`TailStats::checkpoint_errors`], the aggregator's `aggregator_feed_checkpoint_errors_total`)
+/// and moved aside to `<checkpoint>.corrupt` so the evidence survives the next checkpoint write.
+/// Resuming at `start_position` is the documented choice (aggregator §3 T10): with `end` the lines
+/// written while the daemon was down are skipped rather than replayed — the same as a first start;
+/// deployments that prefer repeats over gaps set `tail.start_position = "beginning"`.
+fn load_checkpoint(cfg: &TailConfig, stats: &TailStats) -> Option<Checkpoint> {
     match checkpoint::load(&cfg.checkpoint_path) {
         Ok(Some(ck)) if ck.path == cfg.path => Some(ck),
         Ok(Some(ck)) => {
@@ -688,8 +695,14 @@ fn load_checkpoint(cfg: &TailConfig) -> Option<Checkpoint> {
         }
         Ok(None) => None,
         Err(e) => {
-            tracing::warn!(feed = %cfg.feed, path = %cfg.checkpoint_path.display(), error = %e,
-                "unusable checkpoint; using start_position");
+            stats.checkpoint_error();
+            let mut aside = cfg.checkpoint_path.clone().into_os_string();
+            aside.push(".corrupt");
+            let aside = PathBuf::from(aside);
+            let kept = std::fs::rename(&cfg.checkpoint_path, &aside).is_ok();
+            tracing::error!(feed = %cfg.feed, path = %cfg.checkpoint_path.display(), error = %e,
+                start_position = ?cfg.start_position, kept_aside = kept, aside = %aside.display(),
+                "unreadable tail checkpoint; resuming at start_position");
             None
         }
     }

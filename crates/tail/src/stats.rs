@@ -21,6 +21,7 @@ struct Inner {
     truncations: AtomicU64,
     io_errors: AtomicU64,
     sink_panics: AtomicU64,
+    checkpoint_errors: AtomicU64,
     offset: AtomicU64,
     /// Nanoseconds after `epoch` + 1; 0 = no line yet.
     last_line: AtomicU64,
@@ -38,6 +39,7 @@ pub struct TailStatsSnapshot {
     pub truncations: u64,
     pub io_errors: u64,
     pub sink_panics: u64,
+    pub checkpoint_errors: u64,
     pub offset: u64,
     pub present: bool,
 }
@@ -61,6 +63,7 @@ impl TailStats {
                 truncations: AtomicU64::new(0),
                 io_errors: AtomicU64::new(0),
                 sink_panics: AtomicU64::new(0),
+                checkpoint_errors: AtomicU64::new(0),
                 offset: AtomicU64::new(0),
                 last_line: AtomicU64::new(0),
                 present: AtomicBool::new(false),
@@ -100,6 +103,11 @@ impl TailStats {
     pub fn sink_panics(&self) -> u64 {
         self.inner.sink_panics.load(Relaxed)
     }
+    /// Checkpoints found at startup that could not be read or parsed (the tailer then started
+    /// at `start_position`; the bad file is kept beside it as `<checkpoint>.corrupt`).
+    pub fn checkpoint_errors(&self) -> u64 {
+        self.inner.checkpoint_errors.load(Relaxed)
+    }
     /// Offset in the current file up to which lines are delivered (the checkpoint offset).
     pub fn offset(&self) -> u64 {
         self.inner.offset.load(Relaxed)
@@ -130,6 +138,7 @@ impl TailStats {
             truncations: self.truncations(),
             io_errors: self.io_errors(),
             sink_panics: self.sink_panics(),
+            checkpoint_errors: self.checkpoint_errors(),
             offset: self.offset(),
             present: self.present(),
         }
@@ -160,6 +169,9 @@ impl TailStats {
     }
     pub(crate) fn sink_panic(&self) {
         self.inner.sink_panics.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn checkpoint_error(&self) {
+        self.inner.checkpoint_errors.fetch_add(1, Relaxed);
     }
     pub(crate) fn set_offset(&self, offset: u64) {
         self.inner.offset.store(offset, Relaxed);

@@ -147,9 +147,13 @@ fn corrupt_checkpoint_falls_back_to_start_position_and_is_replaced() -> Res {
     let mut w = Writer::open(&fx.path)?;
     w.write(recs(0..10))?;
 
-    std::fs::write(&fx.checkpoint, b"{\"path\": \"/x\", \"dev\": ")?;
+    let garbage = b"{\"path\": \"/x\", \"dev\": ";
+    std::fs::write(&fx.checkpoint, garbage)?;
     let end = Recorder::default();
     let tail = spawn(fx.cfg(StartPosition::End), end.clone())?;
+    // Not silent: counted (the aggregator's /metrics shows it) and kept aside for inspection.
+    assert_eq!(tail.stats().checkpoint_errors(), 1);
+    assert_eq!(std::fs::read(fx.checkpoint.with_extension("json.corrupt"))?, garbage);
     w.write(recs(10..12))?;
     end.wait_id(11)?;
     assert_ids(&end.ids(), 10..12)?;
@@ -159,8 +163,29 @@ fn corrupt_checkpoint_falls_back_to_start_position_and_is_replaced() -> Res {
     std::fs::write(&fx.checkpoint, b"not json at all")?;
     let beginning = Recorder::default();
     let tail = spawn(fx.cfg(StartPosition::Beginning), beginning.clone())?;
+    assert_eq!(tail.stats().snapshot().checkpoint_errors, 1);
     beginning.wait_id(11)?;
     assert_ids(&beginning.ids(), 0..12)?;
+    tail.stop()?;
+    Ok(())
+}
+
+#[test]
+fn unreadable_checkpoint_is_counted_and_a_missing_one_is_not() -> Res {
+    let fx = Fixture::new()?;
+    let mut w = Writer::open(&fx.path)?;
+    w.write(recs(0..3))?;
+    let tail = spawn(fx.cfg(StartPosition::Beginning), Recorder::default())?;
+    assert_eq!(tail.stats().checkpoint_errors(), 0, "no checkpoint yet is not an error");
+    tail.stop()?;
+    // A directory where the checkpoint file should be: exists, cannot be read as a file.
+    std::fs::remove_file(&fx.checkpoint)?;
+    std::fs::create_dir(&fx.checkpoint)?;
+    let sink = Recorder::default();
+    let tail = spawn(fx.cfg(StartPosition::Beginning), sink.clone())?;
+    assert_eq!(tail.stats().checkpoint_errors(), 1);
+    sink.wait_id(2)?;
+    assert_ids(&sink.ids(), 0..3)?;
     tail.stop()?;
     Ok(())
 }

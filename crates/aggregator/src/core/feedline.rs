@@ -32,7 +32,7 @@ pub fn parse(line: &str, receipt_ms: u64) -> Result<FeedLine, Reject> {
         return Err(Reject::Malformed);
     };
     let kind = match top.get("type") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_ascii_uppercase(),
+        Some(Value::String(s)) if valid_kind(s.trim()) => s.trim().to_ascii_uppercase(),
         _ => return Err(Reject::Invalid),
     };
     let data = match top.remove("data") {
@@ -48,6 +48,14 @@ pub fn parse(line: &str, receipt_ms: u64) -> Result<FeedLine, Reject> {
         data,
         top,
     })
+}
+
+/// A feed type is 1–64 characters of `[A-Za-z0-9_]` (upper-cased after this check). The type
+/// becomes the envelope `type` and a metric label (`ndefender_ws_events_published_total{type=..}`),
+/// so anything else — quotes, newlines, braces, unbounded length — is refused here, before it can
+/// break the Prometheus text or a subscriber's pattern (wire §7: patterns are `[A-Z0-9_*]{1,64}`).
+pub fn valid_kind(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// The data a line of a type the feed does not interpret is forwarded with, "as received"
@@ -101,5 +109,21 @@ mod tests {
         assert_eq!(l.as_ref().map(|l| l.time_ms), Ok(1772140777000));
         let l = parse(r#"{"type":"PEAK","t":1772140777.1}"#, 5);
         assert_eq!(l.map(|l| (l.time_ms, l.has_time)), Ok((5, false)));
+    }
+
+    #[test]
+    fn types_outside_the_label_alphabet_are_invalid() {
+        let long = "A".repeat(65);
+        for t in ["RF\"} 1\nfake_metric{x=\"", "PEAK-2", "a b", "É", "x{y}", long.as_str()] {
+            let line = serde_json::json!({"type": t, "data": {}}).to_string();
+            assert_eq!(parse(&line, 1), Err(Reject::Invalid), "{t:?}");
+        }
+        let max = "Z_9".repeat(21) + "A";
+        let line = serde_json::json!({"type": max, "data": {}}).to_string();
+        assert_eq!(parse(&line, 1).map(|l| l.kind.len()), Ok(64));
+        assert_eq!(
+            parse(r#"{"type":" rf_scan_stats "}"#, 1).map(|l| l.kind),
+            Ok("RF_SCAN_STATS".to_owned())
+        );
     }
 }
