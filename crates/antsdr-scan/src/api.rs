@@ -11,6 +11,7 @@ use crate::replay::{self, ReplayError};
 use crate::runner::Control;
 use crate::source::SourceError;
 use crate::state::{rf_envelope, Shared};
+use crate::tracker::RfEvent;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -584,25 +585,13 @@ async fn run_replay(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, 
             ),
         };
         let cfg = api.shared.read(|st| st.cfg.clone());
-        if let Some(o) = &output_path {
-            if !o.is_absolute() {
-                return Err(invalid("output_path must be absolute"));
+        let output = match &output_path {
+            Some(o) => {
+                Some(replay::check_output(o, &cfg.replay.allowed_dirs, &cfg.output.jsonl_path).map_err(replay_error)?)
             }
-            let live = std::fs::canonicalize(&cfg.output.jsonl_path).unwrap_or(cfg.output.jsonl_path.clone());
-            let parent_canon = o
-                .parent()
-                .and_then(|p| std::fs::canonicalize(p).ok())
-                .zip(o.file_name())
-                .map(|(p, n)| p.join(n));
-            if *o == cfg.output.jsonl_path || parent_canon.as_ref() == Some(&live) {
-                return Err(invalid("output_path must not be the live output.jsonl_path"));
-            }
-        }
-        let path = replay::check_path(&log_path, &cfg.replay.allowed_dirs).map_err(|e| match e {
-            ReplayError::Invalid(m) => invalid(m),
-            ReplayError::NotAllowed => err(StatusCode::FORBIDDEN, "path_not_allowed", "outside replay.allowed_dirs"),
-            ReplayError::NotFound => err(StatusCode::NOT_FOUND, "not_found", "no such file"),
-        })?;
+            None => None,
+        };
+        let path = replay::check_path(&log_path, &cfg.replay.allowed_dirs).map_err(replay_error)?;
         {
             let mut st = api.shared.lock();
             if st.status.as_ref().is_some_and(|s| s.running) {
@@ -613,69 +602,70 @@ async fn run_replay(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, 
             }
             st.replay_active = true;
         }
-        let c2 = cfg.clone();
+        let shared = api.shared.clone();
+        // Streams: each batch of events goes to `output_path` (JSONL first, one write per batch)
+        // and then to the WS and the ring, so memory stays bounded whatever the file's size.
         let outcome = tokio::task::spawn_blocking(move || {
-            let plans = PlanSet::load(&c2).map_err(|(k, m)| ReplayError::Invalid(format!("{k}: {m}")))?;
-            let profiles = Profiles::load(&c2.classification.profiles).map_err(ReplayError::Invalid)?;
-            replay::run(&c2, &plans, &profiles, &path, max_events)
+            use std::io::Write;
+            let mut out = output.as_deref().map(replay::open_output).transpose()?;
+            let plans = PlanSet::load(&cfg).map_err(|(k, m)| ReplayError::Invalid(format!("{k}: {m}")))?;
+            let profiles = Profiles::load(&cfg.classification.profiles).map_err(ReplayError::Invalid)?;
+            let mut emitted = 0usize;
+            let mut lines = String::new();
+            let mut emit = |batch: Vec<RfEvent>| -> Result<(), ReplayError> {
+                let envs: Vec<_> = batch
+                    .into_iter()
+                    .filter_map(|ev| rf_envelope(&ev).map(|env| (ev, env)))
+                    .collect();
+                if let Some(f) = out.as_mut() {
+                    lines.clear();
+                    for (_, e) in &envs {
+                        lines.push_str(&e.to_json(None, TimestampField::TimestampMs));
+                        lines.push('\n');
+                    }
+                    f.write_all(lines.as_bytes())
+                        .map_err(|_| ReplayError::Invalid("output_path cannot be written".into()))?;
+                }
+                emitted += envs.len();
+                shared.publish(&envs, None, false);
+                Ok(())
+            };
+            let stats = replay::run_streaming(&cfg, &plans, &profiles, &path, max_events, &mut emit)?;
+            if let Some(f) = out {
+                f.sync_data()
+                    .map_err(|_| ReplayError::Invalid("output_path cannot be written".into()))?;
+            }
+            Ok::<_, ReplayError>((stats, emitted))
         })
         .await;
-        let outcome = match outcome {
-            Ok(Ok(o)) => Ok(o),
-            Ok(Err(ReplayError::Invalid(m))) => Err(invalid(m)),
-            Ok(Err(ReplayError::NotAllowed)) => Err(err(
-                StatusCode::FORBIDDEN,
-                "path_not_allowed",
-                "outside replay.allowed_dirs",
-            )),
-            Ok(Err(ReplayError::NotFound)) => Err(err(StatusCode::NOT_FOUND, "not_found", "no such file")),
-            Err(_) => Err(err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "replay task failed",
-            )),
-        };
-        let done = |api: &Api| api.shared.lock().replay_active = false;
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => {
-                done(&api);
-                return Err(e);
+        api.shared.lock().replay_active = false;
+        let (stats, emitted) = match outcome {
+            Ok(r) => r.map_err(replay_error)?,
+            Err(_) => {
+                return Err(err(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "replay task failed",
+                ))
             }
         };
-        let envs: Vec<_> = outcome
-            .events
-            .iter()
-            .filter_map(|ev| rf_envelope(ev).map(|env| (ev.clone(), env)))
-            .collect();
-        if let Some(o) = output_path {
-            let lines: String = envs
-                .iter()
-                .map(|(_, e)| e.to_json(None, TimestampField::TimestampMs) + "\n")
-                .collect();
-            let write = tokio::task::spawn_blocking(move || {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&o)?;
-                f.write_all(lines.as_bytes())?;
-                f.sync_data()
-            })
-            .await;
-            if !matches!(write, Ok(Ok(()))) {
-                done(&api);
-                return Err(invalid("output_path cannot be written"));
-            }
-        }
-        api.shared.publish(&envs, None, false);
-        done(&api);
         Ok(json_ok(&json!({
             "status": "ok",
-            "frames": outcome.frames,
-            "detections": outcome.detections,
-            "events_emitted": envs.len(),
+            "frames": stats.frames,
+            "detections": stats.detections,
+            "events_emitted": emitted,
         })))
     }
     .await;
     r.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn replay_error(e: ReplayError) -> ApiError {
+    match e {
+        ReplayError::Invalid(m) => invalid(m),
+        ReplayError::NotAllowed => err(StatusCode::FORBIDDEN, "path_not_allowed", "outside replay.allowed_dirs"),
+        ReplayError::NotFound => err(StatusCode::NOT_FOUND, "not_found", "no such file"),
+    }
 }
 
 /// Parses `trusted_proxies` for [`Api::trusted`].

@@ -50,7 +50,8 @@ impl Default for ApiConfig {
             event_buffer: 500,
             timestamp_field: TimestampField::Timestamp,
             ws_stats: false,
-            allow_unsafe: true,
+            // Secure by default (issue 13 §8): reset/calibrate are opt-in.
+            allow_unsafe: false,
             allowed_origins: vec!["*".into()],
             cors_max_age_s: 86400,
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
@@ -308,6 +309,9 @@ pub struct OutputConfig {
     pub stats_interval_s: f64,
     pub fsync: FsyncPolicy,
     pub fsync_interval_ms: u64,
+    /// Size cap of the JSONL: past it the file is renamed to `<path>.1` (one generation, which
+    /// the aggregator's tailer drains) and a new one started. 0 = no cap.
+    pub max_bytes: u64,
 }
 
 impl Default for OutputConfig {
@@ -317,6 +321,7 @@ impl Default for OutputConfig {
             stats_interval_s: 5.0,
             fsync: FsyncPolicy::Interval,
             fsync_interval_ms: 1000,
+            max_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -597,6 +602,9 @@ pub fn restart_required(old: &ScanConfig, new: &ScanConfig) -> Vec<String> {
     }
     if old.output.jsonl_path != new.output.jsonl_path {
         out.push("output.jsonl_path".to_owned());
+    }
+    if old.output.max_bytes != new.output.max_bytes {
+        out.push("output.max_bytes".to_owned());
     }
     if old.radio.source != new.radio.source || old.radio.uri != new.radio.uri {
         out.push("radio.source".to_owned());

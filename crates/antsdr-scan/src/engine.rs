@@ -945,9 +945,19 @@ impl Engine {
 
     /// Runs a file source to its end (replay).
     pub fn run_to_end(&mut self) {
+        self.run_to_end_with(|| true);
+    }
+
+    /// [`Engine::run_to_end`], calling `after_step` after each step so a caller can drain its
+    /// sink as it goes (bounded memory); `false` stops the run.
+    pub fn run_to_end_with(&mut self, mut after_step: impl FnMut() -> bool) {
         loop {
             match self.work() {
-                Work::Busy => {}
+                Work::Busy => {
+                    if !after_step() {
+                        return;
+                    }
+                }
                 Work::Finished => return,
                 Work::Wait(t) => {
                     if !self.running {

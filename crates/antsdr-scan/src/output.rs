@@ -1,6 +1,7 @@
 //! The JSONL ground truth (antsdr-scan §9): one compact line per event, `O_APPEND`, one write
 //! per batch, an fsync policy, rotation by rename or copytruncate, and torn writes isolated
-//! on their own line. File operations sit behind [`Opener`]/[`OutputFile`] so a full disk can
+//! on their own line, and a size cap (`output.max_bytes`) that renames the file to `<path>.1`
+//! (one generation, the name the aggregator's tailer drains after a rename). File operations sit behind [`Opener`]/[`OutputFile`] so a full disk can
 //! be simulated.
 
 use crate::config::FsyncPolicy;
@@ -69,6 +70,8 @@ pub trait OutputFile: Send {
     fn sync_data(&mut self) -> io::Result<()>;
     /// (dev, inode) of the open file.
     fn identity(&self) -> Option<(u64, u64)>;
+    /// Current size of the open file (fstat: someone else's copytruncate shows at once).
+    fn len(&self) -> io::Result<u64>;
 }
 
 /// Opens output files and stats paths.
@@ -76,6 +79,8 @@ pub trait Opener: Send {
     fn open_append(&mut self, path: &Path) -> io::Result<Box<dyn OutputFile>>;
     /// (dev, inode) of whatever is at `path` now; `None` when missing.
     fn identity_of(&mut self, path: &Path) -> Option<(u64, u64)>;
+    /// Size rotation: `from` becomes `to`, replacing an older `to`.
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()>;
 }
 
 /// The real filesystem.
@@ -94,6 +99,9 @@ impl OutputFile for FsFile {
     fn identity(&self) -> Option<(u64, u64)> {
         use std::os::unix::fs::MetadataExt;
         self.0.metadata().ok().map(|m| (m.dev(), m.ino()))
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.0.metadata().map(|m| m.len())
     }
 }
 
@@ -114,6 +122,16 @@ impl Opener for FsOpener {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
     }
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+}
+
+/// `<path>.1`: the single older generation kept by the size cap.
+pub fn rotated_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
 }
 
 /// Rotation-friendly append-only writer.
@@ -128,8 +146,12 @@ pub struct JsonlWriter {
     torn: bool,
     reopen: bool,
     buf: Vec<u8>,
+    /// `output.max_bytes`; 0 = no cap.
+    max_bytes: u64,
     pub write_errors: u64,
     pub lines_written: u64,
+    /// Size rotations done (file renamed to `<path>.1`).
+    pub rotations: u64,
 }
 
 impl std::fmt::Debug for JsonlWriter {
@@ -153,8 +175,45 @@ impl JsonlWriter {
             torn: false,
             reopen: false,
             buf: Vec::with_capacity(16 * 1024),
+            max_bytes: 0,
             write_errors: 0,
             lines_written: 0,
+            rotations: 0,
+        }
+    }
+
+    /// Caps the file at `max_bytes` (0 = no cap): a batch that would take it past the cap first
+    /// renames it to `<path>.1` (replacing the previous one) and starts a new file. Lines are
+    /// never split, so a file exceeds the cap only when one batch alone is larger.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Renames the open file away when `incoming` more bytes would exceed the cap. A failed
+    /// rename is logged and the file keeps growing: losing lines would be worse than a big file.
+    fn rotate_if_full(&mut self, incoming: usize) -> io::Result<()> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let size = f.len()?;
+        if self.max_bytes == 0 || size == 0 || size.saturating_add(incoming as u64) <= self.max_bytes {
+            return Ok(());
+        }
+        // What is already written reaches the disk before the file changes its name.
+        let _ = f.sync_data();
+        let to = rotated_path(&self.path);
+        match self.opener.rename(&self.path, &to) {
+            Ok(()) => {
+                self.rotations += 1;
+                tracing::info!(path = %self.path.display(), size, "JSONL reached output.max_bytes; rotated to .1");
+                self.file = None;
+                self.ensure_open()
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot rotate the JSONL; it keeps growing");
+                Ok(())
+            }
         }
     }
 
@@ -200,6 +259,7 @@ impl JsonlWriter {
             self.buf.push(b'\n');
         }
         let result = self.ensure_open().and_then(|()| {
+            self.rotate_if_full(self.buf.len())?;
             let f = self
                 .file
                 .as_mut()
@@ -281,6 +341,9 @@ mod tests {
         fn identity(&self) -> Option<(u64, u64)> {
             Some((1, 1))
         }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.data.lock().map_err(|_| io::Error::other("poisoned"))?.len() as u64)
+        }
     }
     impl Opener for FakeDisk {
         fn open_append(&mut self, _: &Path) -> io::Result<Box<dyn OutputFile>> {
@@ -291,6 +354,9 @@ mod tests {
         }
         fn identity_of(&mut self, _: &Path) -> Option<(u64, u64)> {
             Some((1, 1))
+        }
+        fn rename(&mut self, _: &Path, _: &Path) -> io::Result<()> {
+            Err(io::Error::other("the fake disk has no rotation"))
         }
     }
 
@@ -320,6 +386,42 @@ mod tests {
                 .count()
                 == 1
         );
+        Ok(())
+    }
+
+    #[test]
+    fn size_cap_renames_to_dot_1_without_splitting_lines() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("out.jsonl");
+        let mut w = JsonlWriter::new(
+            p.clone(),
+            Box::new(FsOpener),
+            FsyncPolicy::Never,
+            Duration::from_secs(1),
+        )
+        .with_max_bytes(20);
+        w.write_batch(&["{\"n\":1}", "{\"n\":2}"])?; // 16 bytes
+        w.write_batch(&["{\"n\":3}"])?; // 24 > 20: rotate first
+        assert_eq!(std::fs::read_to_string(rotated_path(&p))?, "{\"n\":1}\n{\"n\":2}\n");
+        assert_eq!(std::fs::read_to_string(&p)?, "{\"n\":3}\n");
+        // A batch larger than the cap goes whole into a fresh file; the previous .1 is replaced.
+        w.write_batch(&["{\"n\":4}", "{\"n\":5}", "{\"n\":6}"])?;
+        assert_eq!(std::fs::read_to_string(rotated_path(&p))?, "{\"n\":3}\n");
+        assert_eq!(std::fs::read_to_string(&p)?, "{\"n\":4}\n{\"n\":5}\n{\"n\":6}\n");
+        assert_eq!(w.rotations, 2);
+        // 0 = no cap.
+        let q = dir.path().join("free.jsonl");
+        let mut w = JsonlWriter::new(
+            q.clone(),
+            Box::new(FsOpener),
+            FsyncPolicy::Never,
+            Duration::from_secs(1),
+        );
+        for _ in 0..10 {
+            w.write_batch(&["{\"n\":7}"; 10])?;
+        }
+        assert_eq!(std::fs::metadata(&q)?.len(), 800);
+        assert!(!rotated_path(&q).exists());
         Ok(())
     }
 

@@ -109,7 +109,8 @@ pub fn start(
         Box::new(FsOpener),
         cfg.output.fsync,
         Duration::from_millis(cfg.output.fsync_interval_ms),
-    );
+    )
+    .with_max_bytes(cfg.output.max_bytes);
     let out_shared = shared.clone();
     let output = std::thread::Builder::new()
         .name("antsdr-output".into())

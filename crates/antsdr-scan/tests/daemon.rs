@@ -278,7 +278,7 @@ async fn the_26th_ws_client_gets_429_before_the_upgrade() -> R {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_select_plans_apply_gain_and_refuse_bad_payloads() -> R {
     let dir = tempfile::tempdir()?;
-    let d = Daemon::start(dir.path(), "", &[]).await?;
+    let d = Daemon::start(dir.path(), "", &[UNSAFE_ON]).await?;
     let b = d.base();
     let (code, _, r) = post(
         &format!("{b}/api/v1/sweep/start"),
@@ -346,10 +346,28 @@ async fn commands_select_plans_apply_gain_and_refuse_bad_payloads() -> R {
     Ok(())
 }
 
+/// `api.allow_unsafe` is off by default (issue 13 §8); tests of reset/calibrate turn it on.
+const UNSAFE_ON: (&str, &str) = ("NDEFENDER_API__ALLOW_UNSAFE", "true");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_reset_and_calibrate_are_refused_by_default() -> R {
+    let dir = tempfile::tempdir()?;
+    let d = Daemon::start(dir.path(), "", &[]).await?;
+    let b = d.base();
+    for (route, body) in [
+        ("device/reset", r#"{"payload":{},"confirm":true}"#),
+        ("device/calibrate", r#"{"payload":{"kind":"rf_dc"},"confirm":true}"#),
+    ] {
+        let (code, _, v) = post(&format!("{b}/api/v1/{route}"), body).await?;
+        assert_eq!((code, nested_code(&v)), (403, "unsafe_disabled"), "{route}: {v}");
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_have_separate_buckets_with_retry_after() -> R {
     let dir = tempfile::tempdir()?;
-    let d = Daemon::start(dir.path(), "", &[]).await?;
+    let d = Daemon::start(dir.path(), "", &[UNSAFE_ON]).await?;
     let b = d.base();
     for i in 0..10 {
         let (code, _, v) = post(&format!("{b}/api/v1/sweep/start"), r#"{"payload":{"plan":"nope"}}"#).await?;
@@ -422,6 +440,50 @@ async fn replay_of_a_recording_goes_to_ws_and_never_to_the_live_log() -> R {
     let missing = json!({"log_path": dir.path().join("missing.jsonl")}).to_string();
     let (code, _, v) = post(&format!("{b}/api/v1/run/replay"), &missing).await?;
     assert_eq!((code, nested_code(&v)), (404, "not_found"));
+    Ok(())
+}
+
+/// Issue 13 §8: `run/replay` writes `output_path` only inside `replay.allowed_dirs` — no `..`,
+/// no symlinked directory or file leading out — and creates nothing when it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_output_stays_inside_the_allowed_dirs() -> R {
+    let dir = tempfile::tempdir()?;
+    let meta = dir.path().join("log.jsonl");
+    std::fs::write(&meta, "")?;
+    let d = Daemon::start(dir.path(), "", &[]).await?;
+    let b = d.base();
+    let outside = tempfile::tempdir()?;
+    let victim = outside.path().join("victim.jsonl");
+    std::fs::write(&victim, "keep\n")?;
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("link_dir"))?;
+    std::os::unix::fs::symlink(&victim, dir.path().join("link_file.jsonl"))?;
+    let dotdot = format!(
+        "{}/../{}/x.jsonl",
+        dir.path().display(),
+        outside.path().file_name().and_then(|n| n.to_str()).unwrap_or_default()
+    );
+    for target in [
+        outside.path().join("new.jsonl"),
+        std::path::PathBuf::from(dotdot),
+        dir.path().join("link_dir/new.jsonl"),
+        dir.path().join("link_file.jsonl"),
+    ] {
+        let body = json!({"log_path": meta, "output_path": target}).to_string();
+        let (code, _, v) = post(&format!("{b}/api/v1/run/replay"), &body).await?;
+        assert_eq!(
+            (code, nested_code(&v)),
+            (403, "path_not_allowed"),
+            "{}: {v}",
+            target.display()
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim)?, "keep\n");
+    assert_eq!(std::fs::read_dir(outside.path())?.count(), 1, "nothing created outside");
+    // Reading follows the same rule: a symlink inside that leads out is refused.
+    std::os::unix::fs::symlink(&victim, dir.path().join("in.jsonl"))?;
+    let body = json!({"log_path": dir.path().join("in.jsonl")}).to_string();
+    let (code, _, v) = post(&format!("{b}/api/v1/run/replay"), &body).await?;
+    assert_eq!((code, nested_code(&v)), (403, "path_not_allowed"));
     Ok(())
 }
 

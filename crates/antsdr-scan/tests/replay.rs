@@ -131,3 +131,53 @@ fn jsonl_replay_re_emits_contact_lines_only() -> R {
     assert_eq!(out.events[0].data, h.events()[0].data);
     Ok(())
 }
+
+/// `run/replay` streams a JSONL log (issue 13 §8): events arrive in batches of at most
+/// `replay::BATCH` while the file is still being read — lines appended from inside the first
+/// batch's callback are replayed too, which a whole-file read could not do — and an oversize
+/// line is skipped without being held.
+#[test]
+fn jsonl_replay_streams_in_bounded_batches() -> R {
+    let dir = tempfile::tempdir()?;
+    let p = dir.path().join("big.jsonl");
+    let mut h = Harness::new(
+        fast_cfg(&["ch"]),
+        scene(vec![Emitter::analog(5732e6, 20.0)]),
+        vec![around("ch", 5_732_000_000)?],
+    )?;
+    h.engine.run_cycles(3);
+    let one = validate_lines(&h.events())?.into_iter().next().ok_or("no event line")?;
+    let n = 3 * replay::BATCH;
+    let mut text = String::new();
+    text.push_str(&"x".repeat(replay::MAX_LINE_BYTES + 10));
+    text.push('\n');
+    for _ in 0..n {
+        text.push_str(&one);
+        text.push('\n');
+    }
+    std::fs::write(&p, &text)?;
+    let cfg = fast_cfg(&["ch"]);
+    let plans = PlanSet::load(&cfg).map_err(|e| e.1)?;
+    let mut sizes = Vec::new();
+    let stats = replay::run_streaming(&cfg, &plans, &Profiles::load("")?, &p, None, &mut |batch| {
+        if sizes.is_empty() {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&p)
+                .map_err(|e| replay::ReplayError::Invalid(e.to_string()))?;
+            f.write_all(format!("{one}\n").repeat(5).as_bytes())
+                .map_err(|e| replay::ReplayError::Invalid(e.to_string()))?;
+        }
+        sizes.push(batch.len());
+        Ok(())
+    })
+    .map_err(|e| format!("{e:?}"))?;
+    assert!(sizes.iter().all(|s| *s <= replay::BATCH), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), n + 5, "{sizes:?}");
+    assert_eq!((stats.frames, stats.events), (n as u64 + 5, n as u64 + 5));
+    // max_events stops reading early.
+    let out = replay::run(&cfg, &plans, &Profiles::load("")?, &p, Some(7)).map_err(|e| format!("{e:?}"))?;
+    assert_eq!((out.events.len(), out.frames), (7, 7));
+    Ok(())
+}
