@@ -71,7 +71,7 @@ pub trait OutputFile: Send {
     /// (dev, inode) of the open file.
     fn identity(&self) -> Option<(u64, u64)>;
     /// Current size of the open file (fstat: someone else's copytruncate shows at once).
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// Opens output files and stats paths.
@@ -100,7 +100,7 @@ impl OutputFile for FsFile {
         use std::os::unix::fs::MetadataExt;
         self.0.metadata().ok().map(|m| (m.dev(), m.ino()))
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         self.0.metadata().map(|m| m.len())
     }
 }
@@ -196,7 +196,7 @@ impl JsonlWriter {
         let Some(f) = self.file.as_mut() else {
             return Ok(());
         };
-        let size = f.len()?;
+        let size = f.size()?;
         if self.max_bytes == 0 || size == 0 || size.saturating_add(incoming as u64) <= self.max_bytes {
             return Ok(());
         }
@@ -341,7 +341,7 @@ mod tests {
         fn identity(&self) -> Option<(u64, u64)> {
             Some((1, 1))
         }
-        fn len(&self) -> io::Result<u64> {
+        fn size(&self) -> io::Result<u64> {
             Ok(self.data.lock().map_err(|_| io::Error::other("poisoned"))?.len() as u64)
         }
     }

@@ -320,7 +320,7 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
         .await?;
     assert_eq!((s, v), (400, json!({"detail":"invalid_payload","field":"enabled"})));
 
-    // connect to a saved profile with a new password: ok, and the password is nowhere
+    // connect to a saved profile with a new password (asked for): ok, and the password is nowhere
     dcall(
         &c,
         NM,
@@ -334,7 +334,7 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
     let (s, _, _) = d
         .post(
             "/api/v1/network/wifi/connect",
-            &format!(r#"{{"payload":{{"ssid":"KitNet","password":"{secret}"}}}}"#),
+            &format!(r#"{{"payload":{{"ssid":"KitNet","password":"{secret}","replace_psk":true}}}}"#),
         )
         .await?;
     assert_eq!(s, 200);
@@ -359,6 +359,151 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
         assert!(!text.contains(secret), "the Wi-Fi password leaked");
     }
     assert_eq!(calls(&c, NM, NM_PATH, "ActivateConnection").await?.len(), 1);
+    Ok(())
+}
+
+type Settings = HashMap<String, HashMap<String, zbus::OwnedVariant>>;
+
+/// A profile's settings as the mock keeps them (secrets included: it is a mock).
+async fn profile_settings(c: &zbus::Connection, path: &str) -> R<Settings> {
+    let m = dcall(
+        c,
+        NM,
+        path,
+        "org.freedesktop.NetworkManager.Settings.Connection",
+        "GetSettings",
+        &(),
+    )
+    .await?;
+    Ok(m.body().deserialize()?)
+}
+
+fn setting_str(s: &Settings, group: &str, key: &str) -> Option<String> {
+    s.get(group)?.get(key).and_then(|v| String::try_from(v.clone()).ok())
+}
+
+/// `connection.autoconnect` of the `n`th profile the controller asked NetworkManager to add.
+async fn added_autoconnect(c: &zbus::Connection, n: usize) -> R<bool> {
+    let all = calls(c, NM, NM_PATH, "AddAndActivateConnection").await?;
+    let args = all.get(n).ok_or("AddAndActivateConnection not called")?;
+    let settings = Settings::try_from(args.first().ok_or("no settings")?.clone())?;
+    let ac = settings
+        .get("connection")
+        .and_then(|g| g.get("autoconnect"))
+        .ok_or("autoconnect not set")?;
+    Ok(bool::try_from(ac)?)
+}
+
+/// Issue 13 §8: `network/wifi/connect` never overwrites a saved profile's PSK unless the request
+/// says `replace_psk` (an admin action), and a new profile gets the request's `autoconnect`
+/// (false unless asked), not NetworkManager's default of true.
+#[tokio::test]
+async fn wifi_connect_keeps_a_saved_psk_and_autoconnects_only_on_request() -> R {
+    if dbus_tools_missing() {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let bus = PrivateBus::start(dir.path())?;
+    let _nm = Mock::start(&bus, NM, "networkmanager", None).await?;
+    let c = bus.connect().await?;
+    let (dev, _) = nm_setup(&c).await?;
+    let d = start(
+        dir.path(),
+        &bus,
+        "[services]\nwatch = []\n[power]\nbackend = \"none\"\n[bluetooth]\nenabled = false\n",
+        &[],
+    )
+    .await?;
+    d.wait_get("/api/v1/network/wifi/state", S10, |v| v["enabled"] == true)
+        .await?;
+    let mut ws = Ws::connect(&d.ws_url()).await?;
+    ws.greeting().await?;
+    dcall(
+        &c,
+        NM,
+        NM_PATH,
+        MOCK,
+        "AddWiFiConnection",
+        &(dev.as_str(), "kitnet", "KitNet", "wpa-psk"),
+    )
+    .await?;
+    let profile = "/org/freedesktop/NetworkManager/Settings/kitnet";
+    let connect = "/api/v1/network/wifi/connect";
+    let activations = || calls(&c, NM, NM_PATH, "ActivateConnection");
+
+    // A password for a saved profile, not asked to replace it: refused, profile untouched.
+    let (s, _, v) = d
+        .post(connect, r#"{"payload":{"ssid":"KitNet","password":"attacker-pass-1"}}"#)
+        .await?;
+    assert_eq!((s, v), (409, json!({"detail":"profile_exists"})));
+    let ack = ws
+        .wait_for(S10, |v| ack_of(v, "network/wifi/connect").is_some())
+        .await?;
+    assert_eq!(ack["data"]["ok"], false);
+    assert_eq!(ack["data"]["reason"], "profile_exists");
+    assert!(calls(&c, NM, profile, "Update").await?.is_empty());
+    assert_eq!(
+        setting_str(&profile_settings(&c, profile).await?, "802-11-wireless-security", "psk"),
+        None
+    );
+    assert!(activations().await?.is_empty());
+
+    // replace_psk needs a password.
+    let (s, _, v) = d
+        .post(connect, r#"{"payload":{"ssid":"KitNet","replace_psk":true}}"#)
+        .await?;
+    assert_eq!((s, v), (400, json!({"detail":"invalid_payload","field":"password"})));
+    let ack = ws
+        .wait_for(S10, |v| ack_of(v, "network/wifi/connect").is_some())
+        .await?;
+    assert_eq!(ack["data"]["reason"], "invalid_payload");
+
+    // No password: the saved profile is activated as it is.
+    let (s, _, _) = d.post(connect, r#"{"payload":{"ssid":"KitNet"}}"#).await?;
+    assert_eq!(s, 200);
+    let ack = ws
+        .wait_for(S10, |v| ack_of(v, "network/wifi/connect").is_some())
+        .await?;
+    assert_eq!(ack["data"]["ok"], true, "{ack}");
+    assert!(calls(&c, NM, profile, "Update").await?.is_empty());
+    assert_eq!(activations().await?.len(), 1);
+
+    // Asked for explicitly: the PSK is replaced, then the profile activated.
+    let (s, _, _) = d
+        .post(
+            connect,
+            r#"{"payload":{"ssid":"KitNet","password":"operator-pass-2","replace_psk":true}}"#,
+        )
+        .await?;
+    assert_eq!(s, 200);
+    let ack = ws
+        .wait_for(S10, |v| ack_of(v, "network/wifi/connect").is_some())
+        .await?;
+    assert_eq!(ack["data"]["ok"], true, "{ack}");
+    assert_eq!(calls(&c, NM, profile, "Update").await?.len(), 1);
+    assert_eq!(
+        setting_str(&profile_settings(&c, profile).await?, "802-11-wireless-security", "psk").as_deref(),
+        Some("operator-pass-2")
+    );
+    assert_eq!(activations().await?.len(), 2);
+
+    // New profiles: autoconnect is false unless the request says true.
+    for (i, (body, want)) in [
+        (r#"{"payload":{"ssid":"SaeNet","password":"sae-pass-123"}}"#, false),
+        (r#"{"payload":{"ssid":"OpenNet","autoconnect":true}}"#, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        d.post(connect, body).await?;
+        ws.wait_for(S10, |v| ack_of(v, "network/wifi/connect").is_some())
+            .await?;
+        assert_eq!(added_autoconnect(&c, i).await?, want, "{body}");
+    }
+    let (s, _, v) = d
+        .post(connect, r#"{"payload":{"ssid":"OpenNet","autoconnect":"yes"}}"#)
+        .await?;
+    assert_eq!((s, v), (400, json!({"detail":"invalid_payload","field":"autoconnect"})));
     Ok(())
 }
 

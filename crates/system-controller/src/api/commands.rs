@@ -333,10 +333,17 @@ pub async fn wifi_connect(State(api): S, ConnectInfo(peer): Peer, headers: Heade
             return Err(ApiError::invalid_field("password"));
         }
         let hidden = p.opt_bool("hidden")?.unwrap_or(false);
+        let autoconnect = p.opt_bool("autoconnect")?.unwrap_or(false);
+        let replace_psk = p.opt_bool("replace_psk")?.unwrap_or(false);
+        if replace_psk && password.is_none() {
+            return Err(ApiError::invalid_field("password"));
+        }
         Ok(network::ConnectRequest {
             ssid: ssid.to_owned(),
             password: password.map(str::to_owned),
             hidden,
+            autoconnect,
+            replace_psk,
         })
     })();
     let creq = match parsed {
@@ -350,7 +357,14 @@ pub async fn wifi_connect(State(api): S, ConnectInfo(peer): Peer, headers: Heade
     if wifi.as_ref().is_some_and(|w| w.enabled == Some(false)) {
         return c.refuse(conflict("wifi_disabled"));
     }
-    let active = match network::connect(&api.ctl, &conn, creq).await {
+    let saved = match network::saved_profile(&api.ctl, &conn, &creq.ssid).await {
+        Ok(s) => s,
+        Err(e) => return c.fail_dbus(&e, "networkmanager"),
+    };
+    if let Err(e) = psk_policy(&c, &headers, saved.is_some(), &creq) {
+        return c.refuse(e);
+    }
+    let active = match network::connect(&api.ctl, &conn, creq, saved).await {
         Ok(a) => a,
         Err(e) => return c.fail_dbus(&e, "networkmanager"),
     };
@@ -364,6 +378,26 @@ pub async fn wifi_connect(State(api): S, ConnectInfo(peer): Peer, headers: Heade
         }
     });
     c.result()
+}
+
+/// Issue 13 §8: a saved profile's password is never overwritten by accident. A `password` for an
+/// SSID that already has a profile is refused (409 `profile_exists`) unless the request says
+/// `"replace_psk": true`; without a password the saved profile is used as it is.
+fn psk_policy(c: &Cmd, headers: &HeaderMap, saved: bool, req: &network::ConnectRequest) -> Result<(), ApiError> {
+    if !saved || req.password.is_none() {
+        return Ok(());
+    }
+    if !req.replace_psk {
+        return Err(conflict("profile_exists"));
+    }
+    may_replace_psk(c, headers)
+}
+
+/// Replacing a saved PSK is an admin action (issue 13 §1, §8). This is where the role check
+/// gates it: roles and tokens are being added to the shared service crate; until then the only
+/// credential is `server.api_key`, which means admin, so every authenticated caller may.
+fn may_replace_psk(_c: &Cmd, _headers: &HeaderMap) -> Result<(), ApiError> {
+    Ok(())
 }
 
 // ---- Bluetooth --------------------------------------------------------------------

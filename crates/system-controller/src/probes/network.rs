@@ -452,10 +452,34 @@ pub struct ConnectRequest {
     pub ssid: String,
     pub password: Option<String>,
     pub hidden: bool,
+    /// `connection.autoconnect` of a profile this request creates (never changes a saved one).
+    pub autoconnect: bool,
+    /// Whether `password` may overwrite a saved profile's PSK (the caller has checked it is allowed).
+    pub replace_psk: bool,
 }
 
-/// Starts an activation; returns the active-connection path to follow.
-pub async fn connect(ctl: &Controller, conn: &Connection, req: ConnectRequest) -> Result<OwnedObjectPath, DbusFail> {
+/// The saved NetworkManager profile for `ssid`, if any.
+pub async fn saved_profile(
+    ctl: &Controller,
+    conn: &Connection,
+    ssid: &str,
+) -> Result<Option<OwnedObjectPath>, DbusFail> {
+    Ok(saved_connections(conn, t(ctl))
+        .await?
+        .into_iter()
+        .find(|(_, s)| s == ssid.as_bytes())
+        .map(|(p, _)| p))
+}
+
+/// Starts an activation; returns the active-connection path to follow. `saved` is the profile
+/// from [`saved_profile`]: it is activated as it is, and its PSK is rewritten only when
+/// `req.replace_psk` is set; without one a new profile is added with `req.autoconnect`.
+pub async fn connect(
+    ctl: &Controller,
+    conn: &Connection,
+    req: ConnectRequest,
+    saved: Option<OwnedObjectPath>,
+) -> Result<OwnedObjectPath, DbusFail> {
     use zbus::Variant;
     let d = t(ctl);
     let Some(dev) = wifi_device(ctl, conn).await? else {
@@ -463,12 +487,8 @@ pub async fn connect(ctl: &Controller, conn: &Connection, req: ConnectRequest) -
     };
     let mgr = proxy(conn, NM, MANAGER, IF_MANAGER).await?;
     let root = OwnedObjectPath::try_from("/").map_err(|e| DbusFail::Failed(e.to_string()))?;
-    let saved = saved_connections(conn, d)
-        .await?
-        .into_iter()
-        .find(|(_, s)| s == req.ssid.as_bytes());
-    if let Some((profile, _)) = saved {
-        if let Some(pw) = &req.password {
+    if let Some(profile) = saved {
+        if let Some(pw) = req.password.as_ref().filter(|_| req.replace_psk) {
             let c = proxy(conn, NM, profile.as_str(), IF_CONNECTION).await?;
             let mut settings: HashMap<String, HashMap<String, OwnedVariant>> =
                 call(d, c.call("GetSettings", &())).await?;
@@ -492,6 +512,9 @@ pub async fn connect(ctl: &Controller, conn: &Connection, req: ConnectRequest) -
         HashMap::from([
             ("type", owned(Variant::from("802-11-wireless"))?),
             ("id", owned(Variant::from(req.ssid.as_str()))?),
+            // NetworkManager's own default is true: a profile made from a field request would
+            // then rejoin that network at every boot; only the operator's explicit choice does.
+            ("autoconnect", owned(Variant::from(req.autoconnect))?),
         ]),
     );
     settings.insert(
