@@ -110,17 +110,23 @@ fn raw_cf32_file_source_runs_one_step_per_block() -> R {
     Ok(())
 }
 
-#[test]
-fn jsonl_replay_re_emits_contact_lines_only() -> R {
-    let dir = tempfile::tempdir()?;
-    let p = dir.path().join("log.jsonl");
+/// The events of three cycles over one analog emitter: the lines a JSONL log holds.
+fn analog_events() -> R<Vec<ndefender_antsdr_scan::tracker::RfEvent>> {
     let mut h = Harness::new(
         fast_cfg(&["ch"]),
         scene(vec![Emitter::analog(5732e6, 20.0)]),
         vec![around("ch", 5_732_000_000)?],
     )?;
     h.engine.run_cycles(3);
-    let mut lines = validate_lines(&h.events())?;
+    Ok(h.events())
+}
+
+#[test]
+fn jsonl_replay_re_emits_contact_lines_only() -> R {
+    let dir = tempfile::tempdir()?;
+    let p = dir.path().join("log.jsonl");
+    let events = analog_events()?;
+    let mut lines = validate_lines(&events)?;
     lines.push(r#"{"type":"RF_SCAN_STATS","timestamp_ms":1,"source":"antsdr","data":{"timestamp_ms":1,"frames_processed":2,"events_emitted":0}}"#.into());
     lines.push("not json".into());
     std::fs::write(&p, lines.join("\n") + "\n")?;
@@ -128,7 +134,7 @@ fn jsonl_replay_re_emits_contact_lines_only() -> R {
     let plans = PlanSet::load(&cfg).map_err(|e| e.1)?;
     let out = replay::run(&cfg, &plans, &Profiles::load("")?, &p, Some(1)).map_err(|e| format!("{e:?}"))?;
     assert_eq!(out.events.len(), 1);
-    assert_eq!(out.events[0].data, h.events()[0].data);
+    assert_eq!(out.events[0].data, events[0].data);
     Ok(())
 }
 
@@ -140,13 +146,8 @@ fn jsonl_replay_re_emits_contact_lines_only() -> R {
 fn jsonl_replay_streams_in_bounded_batches() -> R {
     let dir = tempfile::tempdir()?;
     let p = dir.path().join("big.jsonl");
-    let mut h = Harness::new(
-        fast_cfg(&["ch"]),
-        scene(vec![Emitter::analog(5732e6, 20.0)]),
-        vec![around("ch", 5_732_000_000)?],
-    )?;
-    h.engine.run_cycles(3);
-    let one = validate_lines(&h.events())?.into_iter().next().ok_or("no event line")?;
+    let events = analog_events()?;
+    let one = validate_lines(&events)?.into_iter().next().ok_or("no event line")?;
     let n = 3 * replay::BATCH;
     let mut text = String::new();
     text.push_str(&"x".repeat(replay::MAX_LINE_BYTES + 10));

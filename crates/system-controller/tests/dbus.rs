@@ -222,14 +222,39 @@ async fn nm_setup(c: &zbus::Connection) -> R<(String, String)> {
     Ok((dev, ap1))
 }
 
-#[tokio::test]
-async fn networkmanager_state_push_scan_and_commands() -> R {
-    if dbus_tools_missing() {
-        return Ok(());
-    }
+/// The controller on a private bus whose networkmanager mock is set up by [`nm_setup`]
+/// (fields drop in order: the daemon first, the bus and its directory last).
+struct NmRig {
+    d: Daemon,
+    c: zbus::Connection,
+    dev: String,
+    ap1: String,
+    _nm: Mock,
+    _bus: PrivateBus,
+    _dir: tempfile::TempDir,
+}
+
+/// The profile [`saved_kitnet`] saves.
+const KITNET: &str = "/org/freedesktop/NetworkManager/Settings/kitnet";
+
+/// A saved WPA-PSK profile for the `KitNet` access point of [`nm_setup`].
+async fn saved_kitnet(c: &zbus::Connection, dev: &str) -> R {
+    dcall(
+        c,
+        NM,
+        NM_PATH,
+        MOCK,
+        "AddWiFiConnection",
+        &(dev, "kitnet", "KitNet", "wpa-psk"),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn nm_rig() -> R<NmRig> {
     let dir = tempfile::tempdir()?;
     let bus = PrivateBus::start(dir.path())?;
-    let _nm = Mock::start(&bus, NM, "networkmanager", None).await?;
+    let nm = Mock::start(&bus, NM, "networkmanager", None).await?;
     let c = bus.connect().await?;
     let (dev, ap1) = nm_setup(&c).await?;
     let d = start(
@@ -239,6 +264,23 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
         &[],
     )
     .await?;
+    Ok(NmRig {
+        d,
+        c,
+        dev,
+        ap1,
+        _nm: nm,
+        _bus: bus,
+        _dir: dir,
+    })
+}
+
+#[tokio::test]
+async fn networkmanager_state_push_scan_and_commands() -> R {
+    if dbus_tools_missing() {
+        return Ok(());
+    }
+    let NmRig { d, c, dev, ap1, .. } = &nm_rig().await?;
     let w = d
         .wait_get("/api/v1/network/wifi/state", S10, |v| v["ip"].is_string())
         .await?;
@@ -257,7 +299,7 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
     let mut ws = Ws::connect(&d.ws_url()).await?;
     ws.greeting().await?;
     dcall(
-        &c,
+        c,
         NM,
         NM_PATH,
         MOCK,
@@ -282,7 +324,7 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
     let (s, scan) = d.get("/api/v1/network/wifi/scan").await?;
     assert_eq!(s, 200);
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
-    assert_eq!(calls(&c, NM, &dev, "RequestScan").await?.len(), 1);
+    assert_eq!(calls(c, NM, dev, "RequestScan").await?.len(), 1);
     let nets = scan["networks"].as_array().ok_or("networks")?;
     let by = |ssid: &str| nets.iter().find(|n| n["ssid"] == ssid).cloned().unwrap_or(Value::Null);
     assert_eq!(by("KitNet")["security"], "wpa2");
@@ -300,7 +342,7 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
     assert_eq!(s, 200);
     let get_enabled = || async {
         let m = dcall(
-            &c,
+            c,
             NM,
             NM_PATH,
             "org.freedesktop.DBus.Properties",
@@ -321,15 +363,7 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
     assert_eq!((s, v), (400, json!({"detail":"invalid_payload","field":"enabled"})));
 
     // connect to a saved profile with a new password (asked for): ok, and the password is nowhere
-    dcall(
-        &c,
-        NM,
-        NM_PATH,
-        MOCK,
-        "AddWiFiConnection",
-        &(dev.as_str(), "kitnet", "KitNet", "wpa-psk"),
-    )
-    .await?;
+    saved_kitnet(c, dev).await?;
     let secret = "correct-horse-battery";
     let (s, _, _) = d
         .post(
@@ -358,7 +392,7 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
     for text in [d.log(), metrics, serde_json::to_string(&frames)?, ack.to_string()] {
         assert!(!text.contains(secret), "the Wi-Fi password leaked");
     }
-    assert_eq!(calls(&c, NM, NM_PATH, "ActivateConnection").await?.len(), 1);
+    assert_eq!(calls(c, NM, NM_PATH, "ActivateConnection").await?.len(), 1);
     Ok(())
 }
 
@@ -402,34 +436,15 @@ async fn wifi_connect_keeps_a_saved_psk_and_autoconnects_only_on_request() -> R 
     if dbus_tools_missing() {
         return Ok(());
     }
-    let dir = tempfile::tempdir()?;
-    let bus = PrivateBus::start(dir.path())?;
-    let _nm = Mock::start(&bus, NM, "networkmanager", None).await?;
-    let c = bus.connect().await?;
-    let (dev, _) = nm_setup(&c).await?;
-    let d = start(
-        dir.path(),
-        &bus,
-        "[services]\nwatch = []\n[power]\nbackend = \"none\"\n[bluetooth]\nenabled = false\n",
-        &[],
-    )
-    .await?;
+    let NmRig { d, c, dev, .. } = &nm_rig().await?;
     d.wait_get("/api/v1/network/wifi/state", S10, |v| v["enabled"] == true)
         .await?;
     let mut ws = Ws::connect(&d.ws_url()).await?;
     ws.greeting().await?;
-    dcall(
-        &c,
-        NM,
-        NM_PATH,
-        MOCK,
-        "AddWiFiConnection",
-        &(dev.as_str(), "kitnet", "KitNet", "wpa-psk"),
-    )
-    .await?;
-    let profile = "/org/freedesktop/NetworkManager/Settings/kitnet";
+    saved_kitnet(c, dev).await?;
+    let profile = KITNET;
     let connect = "/api/v1/network/wifi/connect";
-    let activations = || calls(&c, NM, NM_PATH, "ActivateConnection");
+    let activations = || calls(c, NM, NM_PATH, "ActivateConnection");
 
     // A password for a saved profile, not asked to replace it: refused, profile untouched.
     let (s, _, v) = d
@@ -441,9 +456,9 @@ async fn wifi_connect_keeps_a_saved_psk_and_autoconnects_only_on_request() -> R 
         .await?;
     assert_eq!(ack["data"]["ok"], false);
     assert_eq!(ack["data"]["reason"], "profile_exists");
-    assert!(calls(&c, NM, profile, "Update").await?.is_empty());
+    assert!(calls(c, NM, profile, "Update").await?.is_empty());
     assert_eq!(
-        setting_str(&profile_settings(&c, profile).await?, "802-11-wireless-security", "psk"),
+        setting_str(&profile_settings(c, profile).await?, "802-11-wireless-security", "psk"),
         None
     );
     assert!(activations().await?.is_empty());
@@ -465,7 +480,7 @@ async fn wifi_connect_keeps_a_saved_psk_and_autoconnects_only_on_request() -> R 
         .wait_for(S10, |v| ack_of(v, "network/wifi/connect").is_some())
         .await?;
     assert_eq!(ack["data"]["ok"], true, "{ack}");
-    assert!(calls(&c, NM, profile, "Update").await?.is_empty());
+    assert!(calls(c, NM, profile, "Update").await?.is_empty());
     assert_eq!(activations().await?.len(), 1);
 
     // Asked for explicitly: the PSK is replaced, then the profile activated.
@@ -480,9 +495,9 @@ async fn wifi_connect_keeps_a_saved_psk_and_autoconnects_only_on_request() -> R 
         .wait_for(S10, |v| ack_of(v, "network/wifi/connect").is_some())
         .await?;
     assert_eq!(ack["data"]["ok"], true, "{ack}");
-    assert_eq!(calls(&c, NM, profile, "Update").await?.len(), 1);
+    assert_eq!(calls(c, NM, profile, "Update").await?.len(), 1);
     assert_eq!(
-        setting_str(&profile_settings(&c, profile).await?, "802-11-wireless-security", "psk").as_deref(),
+        setting_str(&profile_settings(c, profile).await?, "802-11-wireless-security", "psk").as_deref(),
         Some("operator-pass-2")
     );
     assert_eq!(activations().await?.len(), 2);
@@ -498,7 +513,7 @@ async fn wifi_connect_keeps_a_saved_psk_and_autoconnects_only_on_request() -> R 
         d.post(connect, body).await?;
         ws.wait_for(S10, |v| ack_of(v, "network/wifi/connect").is_some())
             .await?;
-        assert_eq!(added_autoconnect(&c, i).await?, want, "{body}");
+        assert_eq!(added_autoconnect(c, i).await?, want, "{body}");
     }
     let (s, _, v) = d
         .post(connect, r#"{"payload":{"ssid":"OpenNet","autoconnect":"yes"}}"#)
