@@ -145,7 +145,7 @@ fn main() -> R {
     let (tg, glen) = time_n(11, || {
         let t = query::track(&c, "rid:LONG24H", Some(since), Some(until), query::MAX_TRACK_POINTS)
             .map_err(|e| format!("{e:?}"))?;
-        Ok(serde_json::to_string(&export::geojson(&t))?.len())
+        Ok(export::geojson(&t).len())
     })?;
     let (tc, clen) = time_n(11, || {
         let t = query::track(&c, "rid:LONG24H", Some(since), Some(until), query::MAX_TRACK_POINTS)

@@ -2,7 +2,7 @@
 //! Point per fix), KML 2.2 (a `gx:Track` Google Earth plays back in time, plus the path), CSV.
 
 use super::query::{Track, TrackPoint};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -11,54 +11,63 @@ pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn position(p: &TrackPoint) -> Vec<f64> {
-    // RFC 7946: longitude, latitude[, altitude].
-    match p.altitude_m {
-        Some(a) => vec![p.lon, p.lat, a],
-        None => vec![p.lon, p.lat],
-    }
+/// `[lon,lat]` or `[lon,lat,alt]` (RFC 7946 order). Stored numbers are finite (checked on input),
+/// so Rust's shortest round-trip form is valid JSON.
+fn push_position(o: &mut String, p: &TrackPoint) {
+    let _ = match p.altitude_m {
+        Some(a) => write!(o, "[{},{},{}]", p.lon, p.lat, a),
+        None => write!(o, "[{},{}]", p.lon, p.lat),
+    };
 }
 
-pub fn geojson(t: &Track) -> Value {
+/// Written straight into one string: a day of fixes at 1 Hz is 86 400 points, and building a
+/// `serde_json::Value` per point would cost several times the query.
+pub fn geojson(t: &Track) -> String {
     let c = &t.contact;
-    let mut features = Vec::with_capacity(t.points.len() + 1);
-    let times: Vec<u64> = t.points.iter().map(|p| p.ts).collect();
-    features.push(json!({
-        "type": "Feature",
-        "geometry": {
-            "type": "LineString",
-            "coordinates": t.points.iter().map(position).collect::<Vec<_>>(),
-        },
-        "properties": {
-            "id": c.id,
-            "type": c.kind,
-            "serial": c.serial,
-            "operator_id": c.operator_id,
-            "model": c.model,
-            "points": t.points.len(),
-            "start_ts": times.first(),
-            "end_ts": times.last(),
-            "truncated": t.truncated,
-            "times_ms": times,
-        },
-    }));
+    let line_props = json!({
+        "id": c.id,
+        "type": c.kind,
+        "serial": c.serial,
+        "operator_id": c.operator_id,
+        "model": c.model,
+        "points": t.points.len(),
+        "start_ts": t.points.first().map(|p| p.ts),
+        "end_ts": t.points.last().map(|p| p.ts),
+        "truncated": t.truncated,
+    });
+    let mut o = String::with_capacity(512 + t.points.len() * 240);
+    o.push_str(
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"LineString","coordinates":["#,
+    );
+    for (i, p) in t.points.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        push_position(&mut o, p);
+    }
+    let _ = write!(o, r#"]}},"properties":{line_props}}}"#);
     for p in &t.points {
-        let mut props = Map::new();
-        props.insert("time".into(), json!(rfc3339(p.ts)));
-        if let Value::Object(m) = serde_json::to_value(p).unwrap_or(Value::Null) {
-            for (k, v) in m {
-                if !matches!(k.as_str(), "lat" | "lon") {
-                    props.insert(if k == "ts" { "time_ms".into() } else { k }, v);
-                }
+        o.push_str(r#",{"type":"Feature","geometry":{"type":"Point","coordinates":"#);
+        push_position(&mut o, p);
+        let _ = write!(o, r#"}},"properties":{{"time":"{}","time_ms":{}"#, rfc3339(p.ts), p.ts);
+        for (k, v) in [
+            ("altitude_m", p.altitude_m),
+            ("speed_m_s", p.speed_m_s),
+            ("heading_deg", p.heading_deg),
+            ("vspeed_m_s", p.vspeed_m_s),
+            ("height_agl_m", p.height_agl_m),
+            ("operator_lat", p.operator_lat),
+            ("operator_lon", p.operator_lon),
+            ("operator_alt_m", p.operator_alt_m),
+        ] {
+            if let Some(v) = v {
+                let _ = write!(o, r#","{k}":{v}"#);
             }
         }
-        features.push(json!({
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": position(p)},
-            "properties": props,
-        }));
+        o.push_str("}}");
     }
-    json!({"type": "FeatureCollection", "features": features})
+    o.push_str("]}");
+    o
 }
 
 fn xml_escape(s: &str) -> String {
@@ -206,12 +215,19 @@ mod tests {
 
     #[test]
     fn geojson_has_lon_lat_order_a_line_and_timestamped_points() {
-        let g = geojson(&track());
+        let g: serde_json::Value = serde_json::from_str(&geojson(&track())).unwrap();
         assert_eq!(g["type"], "FeatureCollection");
         let f = g["features"].as_array().unwrap();
         assert_eq!(f.len(), 3);
         assert_eq!(f[0]["geometry"]["type"], "LineString");
-        assert_eq!(f[0]["geometry"]["coordinates"][0], json!([11.0, 48.0, 100.0]));
+        let first: Vec<f64> = f[0]["geometry"]["coordinates"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect();
+        assert_eq!(first, [11.0, 48.0, 100.0]);
+        assert_eq!(f[0]["properties"]["points"], 2);
         assert_eq!(f[1]["properties"]["time"], "2025-12-06T05:46:40.000Z");
         assert_eq!(f[1]["properties"]["time_ms"], 1_765_000_000_000u64);
         assert_eq!(f[2]["properties"]["operator_lat"], 47.9);

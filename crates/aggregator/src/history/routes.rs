@@ -180,7 +180,7 @@ async fn track(State(api): S, Path(id): Path<String>, RawQuery(q): RawQuery) -> 
                 Ok(match format {
                     "kml" => export::kml(&t),
                     "csv" => export::csv(&t),
-                    _ => serde_json::to_string(&export::geojson(&t)).map_err(|e| bad("format", e.to_string()))?,
+                    _ => export::geojson(&t),
                 })
             })
             .await?;
