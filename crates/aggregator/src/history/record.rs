@@ -138,6 +138,20 @@ fn serial_of(id: &str) -> Option<String> {
     (!rest.is_empty() && !rest.starts_with("mac:")).then(|| rest.to_owned())
 }
 
+/// Whether envelopes of this type carry records (the writer parses no others: SYSTEM_UPDATE,
+/// telemetry and pass-through lines are most of the stream).
+pub fn wanted(kind: &str) -> bool {
+    matches!(
+        kind,
+        kind::CONTACT_NEW
+            | kind::CONTACT_UPDATE
+            | kind::CONTACT_LOST
+            | kind::RF_CONTACT_NEW
+            | kind::RF_CONTACT_UPDATE
+            | kind::COMMAND_ACK
+    )
+}
+
 /// Reads the records one published envelope carries (none for most kinds).
 pub fn from_envelope(json: &str, out: &mut Vec<Record>) {
     let Ok(Value::Object(env)) = serde_json::from_str::<Value>(json) else {

@@ -101,12 +101,16 @@ impl Writer {
             let mut done = false;
             match input {
                 Input::Tap(Some(e)) => {
-                    record::from_envelope(e.json(), &mut batch);
-                    while batch.len() < MAX_BATCH {
-                        match self.tap.try_recv() {
-                            Some(e) => record::from_envelope(e.json(), &mut batch),
-                            None => break,
+                    let mut next = Some(e);
+                    while let Some(e) = next {
+                        if record::wanted(e.kind()) {
+                            record::from_envelope(e.json(), &mut batch);
                         }
+                        next = if batch.len() < MAX_BATCH {
+                            self.tap.try_recv()
+                        } else {
+                            None
+                        };
                     }
                 }
                 Input::Tap(None) | Input::Stop => done = true,
