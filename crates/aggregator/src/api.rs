@@ -35,6 +35,8 @@ pub struct Api {
     pub controller_enabled: bool,
     pub feed_stats: Vec<(crate::core::Feed, ndefender_tail::TailStats)>,
     pub http: Arc<ndefender_service::metrics::HttpMetrics>,
+    /// Detection history (`None` when disabled).
+    pub history: Option<crate::history::History>,
 }
 
 /// The two rate-limit buckets (aggregator §13).

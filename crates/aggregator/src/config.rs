@@ -22,6 +22,7 @@ pub struct AggregatorConfig {
     pub status: StatusConfig,
     pub contacts: ContactsConfig,
     pub alerts: AlertsConfig,
+    pub history: crate::history::HistoryConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -378,6 +379,7 @@ impl Validate for AggregatorConfig {
         if self.contacts.max_per_kind == 0 {
             return err("contacts.max_per_kind", "must be at least 1");
         }
+        self.history.validate()?;
         Ok(())
     }
 }

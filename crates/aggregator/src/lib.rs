@@ -10,6 +10,7 @@ pub mod core;
 pub mod esp32;
 pub mod feeds;
 pub mod followers;
+pub mod history;
 pub mod metrics;
 pub mod relay;
 pub mod upstream;
@@ -59,9 +60,10 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     let listener = lifecycle::bind(&cfg.server.bind).await?;
     tracing::info!(bind = %cfg.server.bind, "aggregator listening");
 
-    let core = Core::new(cfg.clone(), clock);
+    let core = Core::new(cfg.clone(), clock.clone());
     let hub = Hub::new(hub_config(&cfg), Arc::new(core.clone()));
     core.attach_hub(hub.clone());
+    let history = history::History::start(&cfg, &hub, &core, clock.clone()).await;
 
     let feeds = feeds::start(&cfg, &core)?;
 
@@ -132,11 +134,13 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         controller_enabled: cfg.system_controller.enabled,
         feed_stats: feeds.stats.clone(),
         http: http_metrics.clone(),
+        history: history.clone(),
     });
     let app = api::router(api.clone())
         .merge(commands::router(api.clone()))
         .merge(commands::relay_router(api))
-        .route(WS_PATH, hub.ws_route());
+        .route(WS_PATH, hub.ws_route())
+        .merge(history::routes::router(history.clone(), clock));
     let conv = Conventions::new(
         ErrorStyle::Detail,
         &cfg.server.api_key,
@@ -173,6 +177,9 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     lifecycle::serve(listener, app, shutdown, Some(flag), async move {
         feeds.stop().await;
         hub_for_drain.shutdown().await;
+        if let Some(h) = history {
+            h.close().await;
+        }
     })
     .await?;
     systemd::stopping();

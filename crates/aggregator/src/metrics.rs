@@ -156,6 +156,9 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
         "ndefender_rate_limited_total{{bucket=\"dng\"}} {}",
         api.limits.dangerous.limited()
     );
+    if let Some(h) = &api.history {
+        h.stats().write_prometheus(&mut out);
+    }
     if let Some(link) = &api.esp32 {
         let s = &link.stats;
         let _ = writeln!(

@@ -1,0 +1,366 @@
+//! The read side: bounded queries on a read connection (see [`super::History::query`]).
+
+use super::record::Kind;
+use super::store::HOUR_MS;
+use super::QueryError;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+/// Page size bounds for the contact list.
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 1000;
+pub const MAX_OFFSET: u32 = 100_000;
+/// At most this many points in one track answer (a day at 1 Hz fits).
+pub const MAX_TRACK_POINTS: u32 = 100_000;
+/// Detections shown with a contact's detail.
+pub const DETAIL_DETECTIONS: u32 = 50;
+
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+    pub kind: Option<Kind>,
+    pub q: Option<String>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// One row of the contact list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContactRow {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub first_seen_ts: u64,
+    pub last_seen_ts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ua_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freq_hz: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    pub fixes: u64,
+    pub detections: u64,
+    #[serde(skip)]
+    pub cid: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactPage {
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u32,
+    pub next_offset: Option<u32>,
+    pub contacts: Vec<ContactRow>,
+}
+
+const CONTACT_COLS: &str = "cid, id, kind, first_seen, last_seen, serial, operator_id, model, ua_type, mac, band, \
+                            freq_hz, class, fixes, detections";
+
+fn u(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+fn contact_row(r: &Row<'_>) -> rusqlite::Result<ContactRow> {
+    Ok(ContactRow {
+        cid: r.get(0)?,
+        id: r.get(1)?,
+        kind: r.get(2)?,
+        first_seen_ts: u(r.get(3)?),
+        last_seen_ts: u(r.get(4)?),
+        serial: r.get(5)?,
+        operator_id: r.get(6)?,
+        model: r.get(7)?,
+        ua_type: r.get(8)?,
+        mac: r.get(9)?,
+        band: r.get(10)?,
+        freq_hz: r.get(11)?,
+        class: r.get(12)?,
+        fixes: u(r.get(13)?),
+        detections: u(r.get(14)?),
+    })
+}
+
+/// `q` as a LIKE pattern matching anywhere, its own `%`, `_` and `\` taken literally.
+fn like_pattern(q: &str) -> String {
+    let mut p = String::with_capacity(q.len() + 2);
+    p.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Contacts seen within [since, until], newest first.
+pub fn contacts(c: &Connection, f: &ContactFilter) -> Result<ContactPage, QueryError> {
+    let mut wh = vec!["last_seen >= ?1", "first_seen <= ?2"];
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        (f.since.unwrap_or(0) as i64).into(),
+        (f.until.map_or(i64::MAX, |t| t as i64)).into(),
+    ];
+    if let Some(k) = f.kind {
+        wh.push("kind = ?3");
+        args.push(k.as_str().to_owned().into());
+    }
+    if let Some(q) = &f.q {
+        wh.push(if f.kind.is_some() {
+            "(id LIKE ?4 ESCAPE '\\' OR serial LIKE ?4 ESCAPE '\\' OR operator_id LIKE ?4 ESCAPE '\\' OR model LIKE ?4 ESCAPE '\\')"
+        } else {
+            "(id LIKE ?3 ESCAPE '\\' OR serial LIKE ?3 ESCAPE '\\' OR operator_id LIKE ?3 ESCAPE '\\' OR model LIKE ?3 ESCAPE '\\')"
+        });
+        args.push(like_pattern(q).into());
+    }
+    let w = wh.join(" AND ");
+    let total: i64 = c.query_row(
+        &format!("SELECT count(*) FROM contacts WHERE {w}"),
+        params_from_iter(args.iter()),
+        |r| r.get(0),
+    )?;
+    let sql = format!(
+        "SELECT {CONTACT_COLS} FROM contacts WHERE {w} ORDER BY last_seen DESC, cid DESC LIMIT {} OFFSET {}",
+        f.limit, f.offset
+    );
+    let mut st = c.prepare(&sql)?;
+    let contacts = st
+        .query_map(params_from_iter(args.iter()), contact_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let end = u64::from(f.offset) + contacts.len() as u64;
+    let next_offset = (end < u(total) && end <= u64::from(MAX_OFFSET)).then_some(end as u32);
+    Ok(ContactPage {
+        total: u(total),
+        limit: f.limit,
+        offset: f.offset,
+        next_offset,
+        contacts,
+    })
+}
+
+pub fn contact(c: &Connection, id: &str) -> Result<ContactRow, QueryError> {
+    c.query_row(
+        &format!("SELECT {CONTACT_COLS} FROM contacts WHERE id = ?1"),
+        [id],
+        contact_row,
+    )
+    .optional()?
+    .ok_or(QueryError::NotFound)
+}
+
+/// One stored position fix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackPoint {
+    pub ts: u64,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub altitude_m: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed_m_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heading_deg: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vspeed_m_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height_agl_m: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_lat: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_lon: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_alt_m: Option<f64>,
+}
+
+fn point(r: &Row<'_>) -> rusqlite::Result<TrackPoint> {
+    Ok(TrackPoint {
+        ts: u(r.get(0)?),
+        lat: r.get(1)?,
+        lon: r.get(2)?,
+        altitude_m: r.get(3)?,
+        speed_m_s: r.get(4)?,
+        heading_deg: r.get(5)?,
+        vspeed_m_s: r.get(6)?,
+        height_agl_m: r.get(7)?,
+        operator_lat: r.get(8)?,
+        operator_lon: r.get(9)?,
+        operator_alt_m: r.get(10)?,
+    })
+}
+
+const POINT_COLS: &str = "ts, lat, lon, alt_m, speed, heading, vspeed, agl, op_lat, op_lon, op_alt";
+
+/// A contact's fixes in [since, until], oldest first, at most `max`.
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub contact: ContactRow,
+    pub points: Vec<TrackPoint>,
+    /// More fixes exist in the range than were returned.
+    pub truncated: bool,
+}
+
+pub fn track(c: &Connection, id: &str, since: Option<u64>, until: Option<u64>, max: u32) -> Result<Track, QueryError> {
+    let contact = contact(c, id)?;
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {POINT_COLS} FROM fixes WHERE cid = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts LIMIT ?4"
+    ))?;
+    let mut points = st
+        .query_map(
+            params![
+                contact.cid,
+                since.unwrap_or(0) as i64,
+                until.map_or(i64::MAX, |t| t as i64),
+                i64::from(max) + 1
+            ],
+            point,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let truncated = points.len() > max as usize;
+    points.truncate(max as usize);
+    Ok(Track {
+        contact,
+        points,
+        truncated,
+    })
+}
+
+/// One RF/FPV detection as the detail shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectionRow {
+    pub ts: u64,
+    pub freq_hz: f64,
+    pub level: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snr_db: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactDetail {
+    #[serde(flatten)]
+    pub contact: ContactRow,
+    /// First and last stored fix (RemoteID).
+    pub first_fix: Option<TrackPoint>,
+    pub last_fix: Option<TrackPoint>,
+    /// The newest detections (RF/FPV), newest first.
+    pub recent_detections: Vec<DetectionRow>,
+}
+
+pub fn detail(c: &Connection, id: &str) -> Result<ContactDetail, QueryError> {
+    let contact = contact(c, id)?;
+    let fix = |order: &str| -> rusqlite::Result<Option<TrackPoint>> {
+        c.query_row(
+            &format!("SELECT {POINT_COLS} FROM fixes WHERE cid = ?1 ORDER BY ts {order} LIMIT 1"),
+            [contact.cid],
+            point,
+        )
+        .optional()
+    };
+    let first_fix = fix("ASC")?;
+    let last_fix = fix("DESC")?;
+    let mut st = c.prepare_cached(
+        "SELECT ts, freq_hz, level, snr_db, class, confidence FROM detections WHERE cid = ?1 ORDER BY ts DESC LIMIT ?2",
+    )?;
+    let recent_detections = st
+        .query_map(params![contact.cid, DETAIL_DETECTIONS], |r| {
+            Ok(DetectionRow {
+                ts: u(r.get(0)?),
+                freq_hz: r.get(1)?,
+                level: r.get(2)?,
+                snr_db: r.get(3)?,
+                class: r.get(4)?,
+                confidence: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ContactDetail {
+        contact,
+        first_fix,
+        last_fix,
+        recent_detections,
+    })
+}
+
+/// One hour of the timeline for one kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    pub hour_ts: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Distinct contacts seen in the hour.
+    pub contacts: u64,
+    /// Sightings (contact events) in the hour.
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KindTotal {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub contacts: u64,
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub since: u64,
+    pub until: u64,
+    pub bucket_ms: u64,
+    pub buckets: Vec<Bucket>,
+    /// Distinct contacts per kind over the whole range.
+    pub totals: Vec<KindTotal>,
+}
+
+/// Counts per hour and kind over [since, until] (hours that overlap the range).
+pub fn summary(c: &Connection, since: u64, until: u64) -> Result<Summary, QueryError> {
+    let from = (since - since % HOUR_MS) as i64;
+    let to = until as i64;
+    let mut st = c.prepare_cached(
+        "SELECT h.hour, c.kind, count(*), sum(h.events) FROM hourly h JOIN contacts c ON c.cid = h.cid
+         WHERE h.hour >= ?1 AND h.hour <= ?2 GROUP BY h.hour, c.kind ORDER BY h.hour, c.kind",
+    )?;
+    let buckets = st
+        .query_map(params![from, to], |r| {
+            Ok(Bucket {
+                hour_ts: u(r.get(0)?),
+                kind: r.get(1)?,
+                contacts: u(r.get(2)?),
+                events: u(r.get(3)?),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut st = c.prepare_cached(
+        "SELECT c.kind, count(DISTINCT h.cid), sum(h.events) FROM hourly h JOIN contacts c ON c.cid = h.cid
+         WHERE h.hour >= ?1 AND h.hour <= ?2 GROUP BY c.kind ORDER BY c.kind",
+    )?;
+    let totals = st
+        .query_map(params![from, to], |r| {
+            Ok(KindTotal {
+                kind: r.get(0)?,
+                contacts: u(r.get(1)?),
+                events: u(r.get(2)?),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Summary {
+        since,
+        until,
+        bucket_ms: HOUR_MS,
+        buckets,
+        totals,
+    })
+}
