@@ -24,3 +24,21 @@ pub fn decode_file(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> Res
     let _ = writeln!(err, "{}", serde_json::to_string(&c).unwrap_or_default());
     Ok(c)
 }
+
+/// `replay FILE --jsonl OUT [--speed X]`: the capture through the tracker into the JSONL, with
+/// the frames' own times, paced by the gaps between frames divided by `speed` (0 = no pacing),
+/// LOST for every contact at the end, REPLAY_STATE start/done around it (wall clock).
+pub fn replay_file(
+    path: &Path,
+    jsonl: &Path,
+    speed: f64,
+    max_bytes: u64,
+    now_ms: &dyn Fn() -> u64,
+) -> Result<crate::replay::ReplaySummary, String> {
+    let mut out = crate::jsonl::JsonlWriter::open(jsonl, max_bytes).map_err(|e| format!("{}: {e}", jsonl.display()))?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    crate::replay::run(path, speed, &stop, now_ms, &mut |env| {
+        out.write_line(&env.to_json(None, ndefender_contract::envelope::TimestampField::TimestampMs))
+            .map_err(|e| e.to_string())
+    })
+}

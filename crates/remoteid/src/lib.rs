@@ -6,7 +6,13 @@
 
 pub mod capture;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod decode;
 pub mod encode;
+pub mod jsonl;
 pub mod link;
 pub mod odid;
+pub mod replay;
+pub mod source;
+pub mod tracker;
