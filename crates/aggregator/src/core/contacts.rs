@@ -202,6 +202,29 @@ fn rid_rank(s: &mut StoredRid, kit: Option<(f64, f64)>, high_radius_m: f64) {
     };
 }
 
+/// Contract v1.1 RemoteID members: present ones replace, absent ones keep (the operator
+/// position only as a pair), like the reference fields above.
+fn merge_v11(f: &mut RemoteIdFields, n: RemoteIdFields) {
+    fn keep<T>(dst: &mut Option<T>, v: Option<T>) {
+        if v.is_some() {
+            *dst = v;
+        }
+    }
+    keep(&mut f.heading_deg, n.heading_deg);
+    keep(&mut f.vspeed_m_s, n.vspeed_m_s);
+    keep(&mut f.height_agl_m, n.height_agl_m);
+    keep(&mut f.ua_type, n.ua_type);
+    if n.operator_lat.is_some() && n.operator_lon.is_some() {
+        f.operator_lat = n.operator_lat;
+        f.operator_lon = n.operator_lon;
+    }
+    keep(&mut f.operator_alt_m, n.operator_alt_m);
+    keep(&mut f.operator_location_type, n.operator_location_type);
+    keep(&mut f.transport, n.transport);
+    keep(&mut f.mac, n.mac);
+    keep(&mut f.rssi_dbm, n.rssi_dbm);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,27 +306,4 @@ mod tests {
         // high (≤500 m) first, nearer before near; then medium: far (has distance) before nopos
         assert_eq!(ids, ["rid:nearer", "rid:near", "rid:far", "rid:nopos"]);
     }
-}
-
-/// Contract v1.1 RemoteID members: present ones replace, absent ones keep (the operator
-/// position only as a pair), like the reference fields above.
-fn merge_v11(f: &mut RemoteIdFields, n: RemoteIdFields) {
-    fn keep<T>(dst: &mut Option<T>, v: Option<T>) {
-        if v.is_some() {
-            *dst = v;
-        }
-    }
-    keep(&mut f.heading_deg, n.heading_deg);
-    keep(&mut f.vspeed_m_s, n.vspeed_m_s);
-    keep(&mut f.height_agl_m, n.height_agl_m);
-    keep(&mut f.ua_type, n.ua_type);
-    if n.operator_lat.is_some() && n.operator_lon.is_some() {
-        f.operator_lat = n.operator_lat;
-        f.operator_lon = n.operator_lon;
-    }
-    keep(&mut f.operator_alt_m, n.operator_alt_m);
-    keep(&mut f.operator_location_type, n.operator_location_type);
-    keep(&mut f.transport, n.transport);
-    keep(&mut f.mac, n.mac);
-    keep(&mut f.rssi_dbm, n.rssi_dbm);
 }
