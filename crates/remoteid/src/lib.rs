@@ -4,6 +4,7 @@
 //! frames, `capture` reads pcap/pcapng files, `decode` ties the three together and counts what
 //! it saw.
 
+pub mod bench;
 pub mod capture;
 pub mod cli;
 pub mod config;

@@ -7,7 +7,8 @@ fn usage_exit(msg: &str) -> ! {
     eprintln!(
         "usage: {NAME} [--config FILE] [--check-config]\n       \
          {NAME} decode FILE\n       \
-         {NAME} replay FILE --jsonl OUT [--speed X]"
+         {NAME} replay FILE --jsonl OUT [--speed X]\n       \
+         {NAME} bench [--frames N] [--drones N]"
     );
     std::process::exit(2);
 }
@@ -65,6 +66,26 @@ fn main() {
                 }
                 Err(e) => {
                     eprintln!("{NAME}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Some("bench") => {
+            let num = |k: &str, d: u64| match flag_value(&args, k) {
+                None => d,
+                Some(v) => v
+                    .parse::<u64>()
+                    .unwrap_or_else(|_| usage_exit(&format!("{k} needs an integer"))),
+            };
+            let frames = num("--frames", 1_000_000);
+            let drones = u32::try_from(num("--drones", 200)).unwrap_or(200);
+            match ndefender_remoteid::bench::run(frames, drones) {
+                Ok(r) => {
+                    print!("{}", r.render());
+                    std::process::exit(0);
+                }
+                Err(e) => {
+                    eprintln!("{NAME}: bench failed: {e}");
                     std::process::exit(1);
                 }
             }
