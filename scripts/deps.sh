@@ -11,6 +11,7 @@ NDEFENDER_DEBS=(
   dbus             # private dbus-daemon for the system-controller tests
   python3-dbusmock # D-Bus service mocks (belongs to /usr/bin/python3)
   gpsd gpsd-clients
+  libpcap-dev      # RemoteID engine: live Wi-Fi monitor capture (pcap crate)
 )
 
 ensure_debian_packages() {

@@ -533,3 +533,35 @@ fn overall_ok_requires_healthy_sections() {
     r.st.snap.esp32.connected = Some(false);
     assert!(!r.st.overall_ok());
 }
+
+#[test]
+fn remoteid_v11_fields_are_kept_on_the_contact() -> R {
+    let mut r = Rig::new();
+    let v11 = json!({
+        "heading_deg": 271.0, "vspeed_m_s": -1.5, "height_agl_m": 35.5,
+        "ua_type": "helicopter_or_multirotor", "operator_lat": 23.02, "operator_lon": 72.57,
+        "operator_alt_m": 50.0, "operator_location_type": "takeoff", "transport": "wifi_nan",
+        "mac": "60:60:1f:a2:b3:c4", "rssi_dbm": -61.0
+    });
+    r.rid(rid_line("CONTACT_NEW", "rid:V", T0, v11.clone()));
+    let ev = r.take();
+    for (k, v) in v11.as_object().ok_or("obj")? {
+        assert_eq!(&ev[0]["data"][k], v, "{k}");
+    }
+    // Sticky across an update that does not repeat them; invalid values are dropped, not kept.
+    r.rid(rid_line(
+        "CONTACT_UPDATE",
+        "rid:V",
+        T0 + 500,
+        json!({"mac": "60-60-1F-A2-B3-C4", "heading_deg": 400.0, "transport": "carrier_pigeon", "operator_lat": 1.0}),
+    ));
+    let ev = r.take();
+    for (k, v) in v11.as_object().ok_or("obj")? {
+        assert_eq!(&ev[0]["data"][k], v, "{k} after update");
+    }
+    let c = serde_json::to_value(&r.st.snapshot().contacts)?;
+    assert_eq!(c[0]["transport"], "wifi_nan");
+    assert_eq!(c[0]["operator_lat"], 23.02);
+    schemas().validate("Contact.json", &c[0])?;
+    r.snapshot_valid()
+}

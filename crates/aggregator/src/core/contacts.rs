@@ -98,6 +98,14 @@ impl ContactStore {
         if fields.speed_m_s.is_some() {
             f.speed_m_s = fields.speed_m_s;
         }
+        merge_v11(
+            f,
+            RemoteIdFields {
+                model: None,
+                operator_id: None,
+                ..fields
+            },
+        );
         entry.received = received;
         rid_rank(entry, kit, high_radius_m);
         RidMerge {
@@ -192,6 +200,29 @@ fn rid_rank(s: &mut StoredRid, kit: Option<(f64, f64)>, high_radius_m: f64) {
         Some(d) if d <= high_radius_m => Severity::High,
         _ => Severity::Medium,
     };
+}
+
+/// Contract v1.1 RemoteID members: present ones replace, absent ones keep (the operator
+/// position only as a pair), like the reference fields above.
+fn merge_v11(f: &mut RemoteIdFields, n: RemoteIdFields) {
+    fn keep<T>(dst: &mut Option<T>, v: Option<T>) {
+        if v.is_some() {
+            *dst = v;
+        }
+    }
+    keep(&mut f.heading_deg, n.heading_deg);
+    keep(&mut f.vspeed_m_s, n.vspeed_m_s);
+    keep(&mut f.height_agl_m, n.height_agl_m);
+    keep(&mut f.ua_type, n.ua_type);
+    if n.operator_lat.is_some() && n.operator_lon.is_some() {
+        f.operator_lat = n.operator_lat;
+        f.operator_lon = n.operator_lon;
+    }
+    keep(&mut f.operator_alt_m, n.operator_alt_m);
+    keep(&mut f.operator_location_type, n.operator_location_type);
+    keep(&mut f.transport, n.transport);
+    keep(&mut f.mac, n.mac);
+    keep(&mut f.rssi_dbm, n.rssi_dbm);
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ fn contact(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
         lon,
         altitude_m: num_member(&l.data, "altitude_m"),
         speed_m_s: in_range(num_member(&l.data, "speed_m_s"), 0.0, f64::MAX),
-        ..Default::default()
+        ..v11_fields(&l.data)
     };
     let kit = st.snap.gps.position();
     let radius = st.cfg.contacts.remote_id_high_radius_m;
@@ -162,6 +162,46 @@ fn contact(st: &mut State, l: &FeedLine) -> Result<(String, Value), Outcome> {
         }
     }
     Ok((kind.to_owned(), to_value(&m.data)?))
+}
+
+/// The contract v1.1 members the RemoteID engine adds (heading, vertical speed, height, UA
+/// type, operator position, transport, address, signal); each kept only when valid.
+fn v11_fields(d: &Map<String, Value>) -> RemoteIdFields {
+    let pair = |a: &str, b: &str| match (
+        in_range(num_member(d, a), -90.0, 90.0),
+        in_range(num_member(d, b), -180.0, 180.0),
+    ) {
+        (Some(x), Some(y)) => (Some(x), Some(y)),
+        _ => (None, None),
+    };
+    let (operator_lat, operator_lon) = pair("operator_lat", "operator_lon");
+    fn parsed<T: serde::de::DeserializeOwned>(d: &Map<String, Value>, k: &str) -> Option<T> {
+        d.get(k).cloned().and_then(|v| serde_json::from_value(v).ok())
+    }
+    let mac = str_member(d, "mac").filter(|m| {
+        m.len() == 17
+            && m.bytes().enumerate().all(|(i, c)| {
+                if i % 3 == 2 {
+                    c == b':'
+                } else {
+                    c.is_ascii_digit() || (b'a'..=b'f').contains(&c)
+                }
+            })
+    });
+    RemoteIdFields {
+        heading_deg: in_range(num_member(d, "heading_deg"), 0.0, 360.0),
+        vspeed_m_s: num_member(d, "vspeed_m_s"),
+        height_agl_m: num_member(d, "height_agl_m"),
+        ua_type: str_member(d, "ua_type").map(str::to_owned),
+        operator_lat,
+        operator_lon,
+        operator_alt_m: num_member(d, "operator_alt_m"),
+        operator_location_type: parsed(d, "operator_location_type"),
+        transport: parsed(d, "transport"),
+        mac: mac.map(str::to_owned),
+        rssi_dbm: num_member(d, "rssi_dbm"),
+        ..Default::default()
+    }
 }
 
 /// Removes a RemoteID contact and emits its CONTACT_LOST (eviction and expiry).

@@ -1,0 +1,162 @@
+//! `config/remoteid.toml`. The built-in defaults equal the repository file (a test keeps them
+//! in step).
+
+use ndefender_service::config::Validate;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    pub server: ServerConfig,
+    pub output: OutputConfig,
+    pub monitor: MonitorConfig,
+    pub replay: ReplayConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub api_key: String,
+    pub max_clients: usize,
+    pub heartbeat_ms: u64,
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:9001".into(),
+            api_key: String::new(),
+            max_clients: 16,
+            heartbeat_ms: 2000,
+            allowed_origins: vec!["*".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutputConfig {
+    pub jsonl_path: String,
+    /// The feed is rotated to `<jsonl_path>.1` before it would exceed this (0 = never).
+    pub max_bytes: u64,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            jsonl_path: "/opt/ndefender/logs/remoteid_engine.jsonl".into(),
+            max_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Wi-Fi monitor interface through libpcap.
+    Wifi,
+    /// Simulated transmitters (encoded frames through the same decoder).
+    Sim,
+    /// No live source (replay only).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MonitorConfig {
+    pub source: SourceKind,
+    pub autostart: bool,
+    /// Monitor-mode interface opened by libpcap.
+    pub interface: String,
+    /// Simulator: number of aircraft.
+    pub sim_drones: u32,
+    /// Simulator: frames per second per aircraft.
+    pub sim_rate_hz: f64,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            source: SourceKind::Wifi,
+            autostart: true,
+            interface: "mon0".into(),
+            sim_drones: 3,
+            sim_rate_hz: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReplayConfig {
+    /// Captures a replay request may name (relative names resolve here; nothing outside).
+    pub dir: String,
+    /// Capture replayed at start-up when `autostart` (and the default of `replay/start`).
+    pub file: String,
+    pub speed: f64,
+    pub autostart: bool,
+    /// Start the capture again when it ends (the demo).
+    #[serde(rename = "loop")]
+    pub repeat: bool,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self {
+            dir: "/opt/ndefender/captures".into(),
+            file: String::new(),
+            speed: 1.0,
+            autostart: false,
+            repeat: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+impl Validate for EngineConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: &str| Err((k.to_owned(), m.to_owned()));
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return bad("server.bind", "not an address:port");
+        }
+        if self.server.max_clients == 0 {
+            return bad("server.max_clients", "must be at least 1");
+        }
+        if self.output.jsonl_path.is_empty() {
+            return bad("output.jsonl_path", "must not be empty");
+        }
+        if self.output.max_bytes != 0 && self.output.max_bytes < 4096 {
+            return bad("output.max_bytes", "0 (no cap) or at least 4096");
+        }
+        if !(self.replay.speed.is_finite() && self.replay.speed >= 0.0 && self.replay.speed <= 1000.0) {
+            return bad("replay.speed", "0 (as fast as possible) to 1000");
+        }
+        if !(self.monitor.sim_rate_hz.is_finite()
+            && self.monitor.sim_rate_hz > 0.0
+            && self.monitor.sim_rate_hz <= 100.0)
+        {
+            return bad("monitor.sim_rate_hz", "above 0, at most 100");
+        }
+        if self.monitor.sim_drones > 1000 {
+            return bad("monitor.sim_drones", "at most 1000");
+        }
+        if self.monitor.interface.is_empty() || self.monitor.interface.len() > 15 {
+            return bad("monitor.interface", "an interface name (1–15 characters)");
+        }
+        Ok(())
+    }
+}
