@@ -1,4 +1,4 @@
-//! `/metrics` (wire §9 plus the `antsdr_*` families of antsdr-scan §10), Prometheus text 0.0.4.
+//! `/metrics` (PROTOCOL.md §9 plus the `antsdr_*` families of antsdr-scan §10), Prometheus text 0.0.4.
 
 use crate::engine::EngineStatus;
 use crate::ratelimit::{Bucket, RateLimiter};

@@ -1,4 +1,4 @@
-//! REST error bodies (wire §5).
+//! REST error bodies (PROTOCOL.md §5).
 //!
 //! The aggregator and the system controller answer `{"detail":"<code>"}` (a 400
 //! `invalid_payload` may add `"field"`); the AntSDR scanner answers

@@ -515,7 +515,7 @@ impl LogEventLine {
     }
 }
 
-/// A device → host line, dispatched on `type` (H5).
+/// A device → host line, dispatched on `type` (PROTOCOL.md §15.5).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceLine {
     Telemetry(Telemetry),
@@ -551,7 +551,7 @@ impl std::fmt::Display for DeviceLineError {
 impl std::error::Error for DeviceLineError {}
 
 impl DeviceLine {
-    /// Classifies an already parsed JSON value (framing and UTF-8 handling are the host's, H4).
+    /// Classifies an already parsed JSON value (framing and UTF-8 handling are the host's, PROTOCOL.md §15.4).
     pub fn from_value(v: Value) -> Result<Self, DeviceLineError> {
         let Value::Object(obj) = &v else {
             return Err(DeviceLineError::NotObject);

@@ -1,14 +1,14 @@
 //! Event type names of all three daemons and the payloads that have no model schema of their own.
 //!
 //! Payloads that are a model (SystemStats, UPS_Telemetry, …) live in their modules;
-//! the table in wire §8 maps each type to its payload.
+//! the table in PROTOCOL.md §8 maps each type to its payload.
 
 use crate::enums::{LogLevel, RemoteIdHealth, RemoteIdMode};
 use crate::num::skip_f64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Every event type name of the catalogue (wire §8).
+/// Every event type name of the catalogue (PROTOCOL.md §8).
 pub mod kind {
     pub const SYSTEM_UPDATE: &str = "SYSTEM_UPDATE";
     pub const HEARTBEAT: &str = "HEARTBEAT";

@@ -209,7 +209,7 @@ pub struct GpsState {
 }
 
 impl GpsState {
-    /// Omits values the schema cannot represent (wire §4.4).
+    /// Omits values the schema cannot represent (PROTOCOL.md §4.4).
     pub fn sanitize(&mut self) {
         self.latitude = in_range(self.latitude, -90.0, 90.0);
         self.longitude = in_range(self.longitude, -180.0, 180.0);

@@ -1,6 +1,6 @@
 //! Daemon plumbing shared by the three N-Defender services: configuration
-//! (wire §10), the REST conventions (wire §5, §6), graceful shutdown and systemd
-//! notification (wire §7.9), logging.
+//! (PROTOCOL.md §10), the REST conventions (PROTOCOL.md §5, §6), graceful shutdown and systemd
+//! notification (PROTOCOL.md §7.9), logging.
 
 pub mod config;
 pub mod http;

@@ -1,4 +1,4 @@
-//! The serial link task (esp32-protocol H1–H8, aggregator §7): one task owns the
+//! The serial link task (PROTOCOL.md §15.1–15.8, aggregator §7): one task owns the
 //! port; it frames lines, applies them under the core lock, runs one command at a
 //! time with ack correlation and retries, probes RTT while idle, and reopens with
 //! backoff when the board goes away.
