@@ -5,6 +5,7 @@
 //! `{"error":{"code","message"}}` with the same code vocabulary.
 
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// Which of the two error body shapes a service speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -17,11 +18,11 @@ pub enum ErrorStyle {
 }
 
 /// `{"detail":"<code>","field"?:"<name>"}`
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetailError {
     pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub field: Option<String>,
 }
 
