@@ -1,4 +1,4 @@
-//! Command bodies (wire §5 "Command request", `CommandRequest::parse`, which every command
+//! Command bodies (PROTOCOL.md §5 "Command request", `CommandRequest::parse`, which every command
 //! route runs first) and the ESP32 payload validation/translation of every route
 //! (`esp32::translate::translate`, aggregator §7.4).
 //!

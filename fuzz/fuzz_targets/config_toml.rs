@@ -1,4 +1,4 @@
-//! TOML config loading (wire §10): `ndefender_service::config::load_str`, the body of `load`,
+//! TOML config loading (PROTOCOL.md §10): `ndefender_service::config::load_str`, the body of `load`,
 //! for the three daemon config types. Two input forms:
 //! * text (UTF-8): the file, optionally followed by a NUL and `NAME=value` lines used as the
 //!   environment (`NDEFENDER_<SECTION>__<KEY>` overrides);
@@ -9,7 +9,7 @@
 //!
 //! Oracles: no panic; errors carry a message; an accepted config is stable under
 //! `--check-config` (its masked rendering loads back to a config that renders the same), and
-//! every duration it holds (keys ending in `_s`, wire §10 naming) is a usable duration:
+//! every duration it holds (keys ending in `_s`, PROTOCOL.md §10 naming) is a usable duration:
 //! finite, not negative, 0 or at least 1 ms, at most 1e9 s.
 #![no_main]
 

@@ -1,4 +1,4 @@
-//! WebSocket client → server text frames (wire §7.5): `ndefender_hub::parse_control` and
+//! WebSocket client → server text frames (PROTOCOL.md §7.5): `ndefender_hub::parse_control` and
 //! `apply_control`, the two calls the hub's reader makes per text frame, on one subscription
 //! (one frame per input line).
 //!

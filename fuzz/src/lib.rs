@@ -13,7 +13,7 @@ pub fn schemas() -> &'static Schemas {
     Schemas::shared_or_abort()
 }
 
-/// Every envelope a daemon emitted must be schema-valid (wire §4) however bad its input was.
+/// Every envelope a daemon emitted must be schema-valid (PROTOCOL.md §4) however bad its input was.
 pub fn assert_envelopes_valid(out: &[Envelope]) {
     for e in out {
         let text = e.to_json(None, TimestampField::TimestampMs);
@@ -39,7 +39,7 @@ pub fn assert_valid(target: &str, doc: &Value) {
     }
 }
 
-/// A schema-valid REST body (no nulls, no empty objects either, wire §4.1–4.2), or abort.
+/// A schema-valid REST body (no nulls, no empty objects either, PROTOCOL.md §4.1–4.2), or abort.
 pub fn assert_valid_body(target: &str, doc: &Value) {
     assert_valid(target, doc);
     if let Err(err) = ndefender_contract::schema::no_nulls_or_empty_objects(doc) {

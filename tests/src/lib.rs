@@ -13,7 +13,7 @@ pub mod proc;
 pub mod stack;
 pub mod ws;
 
-pub use proc::{bin, free_port, Proc};
+pub use proc::{bin, free_port, Launch, Proc};
 pub use stack::{Stack, StackOptions};
 pub use ws::Ws;
 

@@ -32,21 +32,78 @@ pub fn free_port() -> R<u16> {
     Ok(ndefender_devkit::stack::free_port()?)
 }
 
+/// How to start one daemon process: what every crate's black-box tests and the stack tests share.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub name: &'static str,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Applied after `RUST_LOG=warn`, so a `RUST_LOG` here wins.
+    pub env: Vec<(String, String)>,
+    /// Variables removed from the inherited environment (e.g. `DBUS_SYSTEM_BUS_ADDRESS`).
+    pub env_remove: Vec<String>,
+    /// stderr goes here (appended across restarts).
+    pub log: PathBuf,
+    pub port: u16,
+    /// GET path that answers 200 once the daemon is ready.
+    pub health: &'static str,
+    pub ready_within: Duration,
+}
+
+impl Launch {
+    /// `program` on `port`, stderr to `<dir>/<name>.log`, ready when `/api/v1/health` answers.
+    pub fn new(name: &'static str, program: impl Into<PathBuf>, dir: &Path, port: u16) -> Launch {
+        Launch {
+            name,
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            log: dir.join(format!("{name}.log")),
+            port,
+            health: "/api/v1/health",
+            ready_within: Duration::from_secs(30),
+        }
+    }
+
+    /// `--config <path>`.
+    pub fn config(mut self, path: &Path) -> Launch {
+        self.args = vec!["--config".into(), path.display().to_string()];
+        self
+    }
+
+    pub fn envs<'a>(mut self, env: impl IntoIterator<Item = &'a (&'a str, &'a str)>) -> Launch {
+        self.env
+            .extend(env.into_iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())));
+        self
+    }
+
+    /// Starts the process and waits until it is ready.
+    pub async fn start(self) -> R<Proc> {
+        let mut p = Proc {
+            name: self.name,
+            port: self.port,
+            log: self.log.clone(),
+            launch: self,
+            child: None,
+        };
+        p.restart().await?;
+        Ok(p)
+    }
+}
+
 /// One daemon process. Killed on drop if still running.
 pub struct Proc {
     pub name: &'static str,
     pub port: u16,
     pub log: PathBuf,
-    program: PathBuf,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    health: &'static str,
+    launch: Launch,
     child: Option<Child>,
 }
 
 impl Proc {
-    /// Starts `name` with `env` overrides, stderr to `<dir>/<name>.log`, and waits until
-    /// `health` answers 200.
+    /// Starts the workspace binary `name` with `env` overrides, stderr to `<dir>/<name>.log`,
+    /// and waits until `health` answers 200.
     pub async fn start(
         name: &'static str,
         dir: &Path,
@@ -55,40 +112,37 @@ impl Proc {
         args: &[&str],
         env: &[(String, String)],
     ) -> R<Proc> {
-        let mut p = Proc {
-            name,
-            port,
-            log: dir.join(format!("{name}.log")),
-            program: bin(name)?,
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
-            env: env.to_vec(),
-            health,
-            child: None,
-        };
-        p.restart().await?;
-        Ok(p)
+        let mut l = Launch::new(name, bin(name)?, dir, port);
+        l.health = health;
+        l.args = args.iter().map(|a| (*a).to_owned()).collect();
+        l.env = env.to_vec();
+        l.start().await
     }
 
     /// Starts the process again with the same command line (after a stop or a kill).
     pub async fn restart(&mut self) -> R {
         if self.child.is_some() {
-            return Err(format!("{} is still running", self.name).into());
+            return Err(format!("{} is still running", self.launch.name).into());
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let child = Command::new(&self.program)
-            .args(&self.args)
-            .env("RUST_LOG", "warn")
-            .envs(self.env.iter().cloned())
+        let l = &self.launch;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&l.log)?;
+        let mut cmd = Command::new(&l.program);
+        cmd.args(&l.args).env("RUST_LOG", "warn");
+        for k in &l.env_remove {
+            cmd.env_remove(k);
+        }
+        let child = cmd
+            .envs(l.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;
         self.child = Some(child);
-        self.wait_ready(Duration::from_secs(30)).await
+        self.wait_ready(self.launch.ready_within).await
     }
 
     async fn wait_ready(&mut self, within: Duration) -> R {
-        let url = format!("{}{}", self.base(), self.health);
+        let url = format!("{}{}", self.base(), self.launch.health);
         let client = reqwest::Client::new();
         let deadline = Instant::now() + within;
         loop {
@@ -100,18 +154,20 @@ impl Proc {
             if let Some(c) = self.child.as_mut() {
                 if let Some(s) = c.try_wait()? {
                     self.child = None;
-                    return Err(format!("{} exited during startup ({s}): {}", self.name, self.log_text()).into());
+                    return Err(
+                        format!("{} exited during startup ({s}): {}", self.launch.name, self.log_text()).into(),
+                    );
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!("{} not ready within {within:?}: {}", self.name, self.log_text()).into());
+                return Err(format!("{} not ready within {within:?}: {}", self.launch.name, self.log_text()).into());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.launch.port)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -119,7 +175,7 @@ impl Proc {
     }
 
     pub fn ws(&self, path: &str) -> String {
-        format!("ws://127.0.0.1:{}{path}", self.port)
+        format!("ws://127.0.0.1:{}{path}", self.launch.port)
     }
 
     pub fn pid(&self) -> R<i32> {
@@ -134,7 +190,7 @@ impl Proc {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(&self.launch.log).unwrap_or_default()
     }
 
     pub fn signal(&self, sig: Signal) -> R {
@@ -158,6 +214,31 @@ impl Proc {
                 return Err(format!("{} did not exit within {limit:?} of SIGTERM", self.name).into());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// [`Self::terminate`] for synchronous callers: SIGTERM, then wait (SIGKILL after `limit`).
+    pub fn terminate_blocking(&mut self, limit: Duration) -> R<(ExitStatus, Duration)> {
+        let t = Instant::now();
+        self.signal(Signal::SIGTERM)?;
+        let status = self.wait_exit_blocking(limit)?;
+        Ok((status, t.elapsed()))
+    }
+
+    /// Waits for the process to exit on its own (SIGKILL and an error after `within`).
+    pub fn wait_exit_blocking(&mut self, within: Duration) -> R<ExitStatus> {
+        let mut child = self.child.take().ok_or("not running")?;
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = child.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{} did not exit within {within:?}", self.launch.name).into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

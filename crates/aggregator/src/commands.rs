@@ -69,18 +69,18 @@ async fn esp32_command(
 ) -> Response {
     let command_id = uuid::Uuid::new_v4().to_string();
     let client = client_addr(peer, &headers, &api.trusted_proxies);
-    // P
+    // Gates in the order of PROTOCOL.md §11.2. Parse the command body first.
     let req = match CommandRequest::parse(&body) {
         Ok(r) => r,
         Err(e) => return esp_refuse(&api, &command_id, route, ApiError::bad_request(e.code())),
     };
-    // V
+    // Validate the payload by translating it to the firmware command; nothing is written yet.
     let leds = api.core.read(|st| st.snap.vrx.led);
     let cmd = match crate::esp32::translate::translate(route, &req.payload, leds) {
         Ok(c) => c,
         Err(bad) => return esp_refuse(&api, &command_id, route, ApiError::invalid_field(bad.0)),
     };
-    // L
+    // Button simulation is for local clients only.
     if route == Route::ButtonsSimulate && !client.is_loopback() {
         return esp_refuse(
             &api,
@@ -89,7 +89,7 @@ async fn esp32_command(
             ApiError::new(StatusCode::FORBIDDEN, "local_only"),
         );
     }
-    // R
+    // Rate limit last, so requests refused above never spend a token.
     if let Err(e) = rate_gate(&api, Bucket::Cmd, client) {
         return e.into_response();
     }
@@ -127,7 +127,7 @@ async fn esp32_command(
             let ts = api.core.read(|st| st.clock.now_ms());
             json_ok(&CommandResult::accepted(route.name(), command_id, ts))
         }
-        // 429s are never acked (wire §5).
+        // 429s are never acked (PROTOCOL.md §5).
         Err(LinkFail::Host(e)) if e.status == StatusCode::TOO_MANY_REQUESTS => e.into_response(),
         // The firmware's answer was already published by the link as the ack.
         Err(LinkFail::Firmware(e)) => e.into_response(),
@@ -322,22 +322,22 @@ async fn relayed_command(
 ) -> Response {
     let client = client_addr(peer, &headers, &api.trusted_proxies);
     let name = unit.as_deref();
-    // P
+    // Gates in the order of PROTOCOL.md §11.2. Parse the command body first.
     let req = match CommandRequest::parse(&body) {
         Ok(r) => r,
         Err(e) => return refuse(&api, route.name, name, ApiError::bad_request(e.code())),
     };
-    // V
+    // Validate the unit name of a service restart.
     if let Some(u) = name {
         if !valid_unit_name(u) {
             return refuse(&api, route.name, name, ApiError::invalid_field("name"));
         }
     }
-    // C
+    // Dangerous routes need `confirm: true`.
     if route.confirm && !req.confirm {
         return refuse(&api, route.name, name, ApiError::bad_request("confirm_required"));
     }
-    // U: defence in depth; the controller has its own switch too.
+    // The unsafe switch: defence in depth; the controller has its own switch too.
     if route.unsafe_gate && !api.allow_unsafe {
         return refuse(
             &api,
@@ -346,7 +346,7 @@ async fn relayed_command(
             ApiError::new(StatusCode::FORBIDDEN, "unsafe_disabled"),
         );
     }
-    // R
+    // Rate limit last, so requests refused above never spend a token.
     if let Err(e) = rate_gate(&api, route.bucket, client) {
         return e.into_response();
     }

@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use ndefender_contract::devices::AntsdrDeviceState;
 use ndefender_contract::events::SystemCommandAck;
 use ndefender_contract::{kind, Source};
+use ndefender_service::Backoff;
 use ndefender_service::Shutdown;
-use rand::Rng;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,12 +21,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-/// 1 s doubling to 10 s, ±20 % jitter (aggregator §2).
-fn jittered(d: Duration) -> Duration {
-    let f: f64 = rand::rng().random_range(0.8..1.2);
-    d.mul_f64(f)
+/// Reconnect delays: 1 s doubling to 10 s, ±20 % jitter so followers of a restarted daemon
+/// do not reconnect in step.
+fn reconnect_backoff() -> Backoff {
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(10)).with_jitter(0.2)
 }
 
 fn ws_url(base: &str) -> String {
@@ -42,7 +40,7 @@ fn ws_url(base: &str) -> String {
 /// Follows the system controller: WS for pushes, `GET /status` on every (re)connect.
 pub async fn follow_controller(cfg: Arc<AggregatorConfig>, core: Core, up: Upstream, shutdown: Shutdown) {
     let silence = Duration::from_secs_f64(cfg.system_controller.silence_timeout_s);
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = reconnect_backoff();
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
@@ -51,16 +49,16 @@ pub async fn follow_controller(cfg: Arc<AggregatorConfig>, core: Core, up: Upstr
             _ = &mut stop => return,
         };
         if exchanged {
-            backoff = Duration::from_secs(1);
+            backoff.reset();
         } else {
             core.mutate(controller::set_down);
         }
         tokio::select! {
-            _ = tokio::time::sleep(jittered(backoff)) => {}
+            _ = tokio::time::sleep(backoff.delay()) => {}
             _ = &mut stop => return,
         }
         if !exchanged {
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            backoff.grow();
         }
     }
 }

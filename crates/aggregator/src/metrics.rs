@@ -1,4 +1,4 @@
-//! `GET /metrics` (wire §9, aggregator §14): Prometheus text format 0.0.4 from
+//! `GET /metrics` (PROTOCOL.md §9, aggregator §14): Prometheus text format 0.0.4 from
 //! counters the state, the hub, the tailers and the serial link already keep.
 
 use crate::api::Api;

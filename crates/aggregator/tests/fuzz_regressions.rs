@@ -117,7 +117,7 @@ fn config_durations_the_daemon_cannot_use_are_refused() -> R {
 }
 
 /// fuzz target `feed_lines`, seed `case-rid-pass-through` (fuzz/corpus): a pass-through line
-/// whose data nests an object of nulls is emitted with that object empty (wire §4.5 keeps
+/// whose data nests an object of nulls is emitted with that object empty (PROTOCOL.md §4.5 keeps
 /// members and removes nulls), and `remote_id.last_event` holds the same data. The REST body
 /// check refused the snapshot for the nested `{}`; it now allows `{}` anywhere inside
 /// `last_event` (event data as emitted) and still refuses nulls there.

@@ -4,26 +4,25 @@
 //! lock: the daemon drives it from its scan thread, tests and replay drive it directly.
 
 use crate::classify::Profiles;
-use crate::config::{ClockMode, Pace, ScanConfig, SourceKind};
+use crate::config::ScanConfig;
 use crate::detect::Detector;
 use crate::dsp::{DspParams, StepDsp, StepSpectrum};
 use crate::plan::{Plan, PlanSet};
-use crate::source::file::{FileSource, RawSpec};
-use crate::source::scene::Scene;
-use crate::source::sigmf::DataType;
-use crate::source::synthetic::{SyntheticSource, SyntheticTiming};
+pub use crate::source::factory::{build_source, uses_virtual_clock};
 use crate::source::{IqSource, SourceError};
 use crate::tracker::{PassInfo, RfEvent, Tracker};
 use ndefender_contract::enums::GainMode;
 use ndefender_contract::events::RfScanStats;
 use ndefender_contract::time::{Clock, ManualClock};
+use ndefender_service::Backoff;
 use rustfft::num_complex::Complex32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// First reconnect delay; doubles to [`BACKOFF_MAX`] (§1).
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Source reopen delays: 1 s doubling to 30 s, counted on the injected clock.
+fn reopen_backoff() -> Backoff {
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(30))
+}
 /// Consecutive failed steps that close and reopen the source (§2).
 const REOPEN_AFTER_FAILURES: u32 = 3;
 const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -149,7 +148,7 @@ pub struct Engine {
     want_gain: (GainMode, f64),
     gain_dirty: bool,
     reopen_at: Instant,
-    backoff: Duration,
+    backoff: Backoff,
     failures: u32,
     pass_overload: bool,
     last_overload_log: Option<Instant>,
@@ -157,104 +156,6 @@ pub struct Engine {
     status: EngineStatus,
     sink: Box<dyn Sink>,
     tap: Option<Box<dyn StepTap>>,
-}
-
-/// A source that can never open (`radio.source = "iio"` in a build without the feature).
-#[cfg(not(feature = "iio"))]
-struct Unavailable(&'static str, String);
-
-#[cfg(not(feature = "iio"))]
-impl IqSource for Unavailable {
-    fn uri(&self) -> String {
-        self.1.clone()
-    }
-    fn open(&mut self) -> Result<(), SourceError> {
-        Err(SourceError::new(self.0, "source not available in this build"))
-    }
-    fn close(&mut self) {}
-    fn is_open(&self) -> bool {
-        false
-    }
-    fn sample_rate(&self) -> f64 {
-        1.0
-    }
-    fn set_gain(&mut self, _: GainMode, g: f64) -> Result<f64, SourceError> {
-        Ok(g)
-    }
-    fn gain_limits(&self, lo: u64) -> (f64, f64) {
-        crate::source::ad9361_gain_limits(lo)
-    }
-    fn modeled_step(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn capture(&mut self, _: u64, _: u64, _: &mut [Complex32]) -> Result<crate::source::Capture, SourceError> {
-        Err(SourceError::new(self.0, "source not available in this build"))
-    }
-}
-
-/// Builds the configured source. `origin_ms` is scene time 0 of a synthetic source.
-pub fn build_source(cfg: &ScanConfig, plans: &PlanSet, origin_ms: u64) -> Result<Box<dyn IqSource>, String> {
-    let r = &cfg.radio;
-    match r.source {
-        SourceKind::Synthetic => {
-            let scene = Scene::load(&cfg.synthetic.scene)?;
-            Ok(Box::new(SyntheticSource::new(
-                scene,
-                SyntheticTiming {
-                    sample_rate: r.sample_rate as f64,
-                    fft_size: r.fft_size,
-                    avg_frames: r.avg_frames,
-                    settle_us: r.settle_us,
-                    discard_buffers: r.discard_buffers,
-                    step_overhead_us: cfg.synthetic.step_overhead_us,
-                },
-                origin_ms,
-                r.gain_db,
-            )))
-        }
-        SourceKind::File => {
-            let f = &cfg.file;
-            let raw = RawSpec {
-                datatype: match f.format {
-                    crate::config::RawFormat::Cf32 => DataType::Cf32,
-                    crate::config::RawFormat::Ci16 => DataType::Ci16,
-                },
-                sample_rate: f.sample_rate as f64,
-                center_hz: f.center_hz,
-            };
-            let src = FileSource::new(
-                std::path::Path::new(&f.path),
-                Some(raw),
-                plans,
-                &f.band,
-                r.usable_fraction,
-                r.fft_size * r.avg_frames,
-                f.full_scale,
-                f.looped,
-                f.pace == Pace::Realtime,
-            )?;
-            Ok(Box::new(src))
-        }
-        SourceKind::Iio => {
-            #[cfg(feature = "iio")]
-            {
-                Ok(Box::new(crate::source::iio::IioSource::new(r)))
-            }
-            #[cfg(not(feature = "iio"))]
-            {
-                Ok(Box::new(Unavailable("iio_support_not_built", r.uri.clone())))
-            }
-        }
-    }
-}
-
-/// Whether this config runs on a virtual clock (synthetic `virtual`, or file `fast`).
-pub fn uses_virtual_clock(cfg: &ScanConfig) -> bool {
-    match cfg.radio.source {
-        SourceKind::Synthetic => cfg.synthetic.clock == ClockMode::Virtual,
-        SourceKind::File => cfg.file.pace == Pace::Fast,
-        SourceKind::Iio => false,
-    }
 }
 
 impl Engine {
@@ -338,7 +239,7 @@ impl Engine {
             running: false,
             gain_dirty: false,
             reopen_at: now,
-            backoff: BACKOFF_MIN,
+            backoff: reopen_backoff(),
             failures: 0,
             pass_overload: false,
             last_overload_log: None,
@@ -568,7 +469,7 @@ impl Engine {
     fn try_open(&mut self) -> Result<(), SourceError> {
         match self.source.open() {
             Ok(()) => {
-                self.backoff = BACKOFF_MIN;
+                self.backoff.reset();
                 self.failures = 0;
                 if let Some(plans) = self.source.file_plans() {
                     let fs = self.source.sample_rate();
@@ -599,9 +500,9 @@ impl Engine {
                 self.status.connected = false;
                 self.status.device_error = Some(e.code.to_owned());
                 let now = self.mono();
-                self.reopen_at = now + self.backoff;
-                tracing::warn!(error = %e, retry_s = self.backoff.as_secs(), "source unavailable");
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                let wait = self.backoff.next_delay();
+                self.reopen_at = now + wait;
+                tracing::warn!(error = %e, retry_s = wait.as_secs(), "source unavailable");
                 Err(e)
             }
         }

@@ -1,4 +1,4 @@
-//! `/metrics` (wire §9 plus the `antsdr_*` families of antsdr-scan §10), Prometheus text 0.0.4.
+//! `/metrics` (PROTOCOL.md §9 plus the `antsdr_*` families of antsdr-scan §10), Prometheus text 0.0.4.
 
 use crate::engine::EngineStatus;
 use crate::ratelimit::{Bucket, RateLimiter};
@@ -31,11 +31,9 @@ pub fn render(m: &MetricsInput<'_>) -> String {
         h.write_prometheus(&mut out);
     }
     let _ = writeln!(out, "# TYPE ndefender_rate_limited_total counter");
-    if let Ok(l) = m.limiter.limited.lock() {
-        for b in [Bucket::Commands, Bucket::Dangerous] {
-            let n = l.get(&b).copied().unwrap_or(0);
-            let _ = writeln!(out, "ndefender_rate_limited_total{{bucket=\"{}\"}} {n}", b.label());
-        }
+    for b in Bucket::ALL {
+        let n = m.limiter.limited(b);
+        let _ = writeln!(out, "ndefender_rate_limited_total{{bucket=\"{}\"}} {n}", b.label());
     }
     if let Some(s) = m.status {
         counter(&mut out, "antsdr_steps_total", "counter", s.frames_processed);

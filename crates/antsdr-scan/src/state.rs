@@ -131,7 +131,7 @@ pub fn stats_envelope(s: &RfScanStats) -> Option<Envelope> {
 }
 
 /// The scanner's greeting is empty (clients read `/events/last`); its resync set is one
-/// RF_CONTACT_UPDATE per confirmed contact (wire §7.2).
+/// RF_CONTACT_UPDATE per confirmed contact (PROTOCOL.md §7.2).
 #[derive(Debug, Clone)]
 pub struct Greeter(pub Arc<Shared>);
 

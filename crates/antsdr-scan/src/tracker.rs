@@ -208,7 +208,7 @@ impl Tracker {
         (self.contacts.len() - confirmed, confirmed)
     }
 
-    /// One RF_CONTACT_UPDATE per confirmed contact (the WS resync set, wire §7.2).
+    /// One RF_CONTACT_UPDATE per confirmed contact (the WS resync set, PROTOCOL.md §7.2).
     pub fn confirmed_updates(&self) -> Vec<RfEvent> {
         self.contacts
             .values()

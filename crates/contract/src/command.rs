@@ -1,4 +1,4 @@
-//! Command requests and results (wire §5) and the health bodies.
+//! Command requests and results (PROTOCOL.md §5) and the health bodies.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

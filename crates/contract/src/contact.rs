@@ -3,13 +3,13 @@
 use crate::enums::Severity;
 use crate::num::skip_f64;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// The RemoteID members shared by the stored contact and the CONTACT_NEW/UPDATE data.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoteIdFields {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub operator_id: Option<String>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub lat: Option<f64>,
@@ -28,7 +28,6 @@ pub struct RemoteIdFields {
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub height_agl_m: Option<f64>,
     /// ASTM F3411 UA type in snake case, e.g. `helicopter_or_multirotor`.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ua_type: Option<String>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub operator_lat: Option<f64>,
@@ -36,17 +35,13 @@ pub struct RemoteIdFields {
     pub operator_lon: Option<f64>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub operator_alt_m: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub operator_location_type: Option<OperatorLocationType>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub transport: Option<RemoteIdTransport>,
     /// Lowercase colon form, `aa:bb:cc:dd:ee:ff`.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mac: Option<String>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub rssi_dbm: Option<f64>,
     /// The kits that saw this contact (fleet view); absent on a single kit.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub seen_by: Option<Vec<SeenBy>>,
 }
 
@@ -310,6 +305,7 @@ impl RemoteIdContact {
     }
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RfContact {
     #[serde(rename = "type")]
@@ -320,10 +316,10 @@ pub struct RfContact {
     #[serde(flatten)]
     pub data: RfContactData,
     /// The kits that saw this contact (fleet view, contract v1.1).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub seen_by: Option<Vec<SeenBy>>,
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FpvContact {
     pub id: String,
@@ -336,9 +332,7 @@ pub struct FpvContact {
     pub freq_hz: f64,
     pub rssi_raw: i64,
     pub selected: i64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_seen_uptime_ms: Option<u64>,
     /// The kits that saw this contact (fleet view, contract v1.1).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub seen_by: Option<Vec<SeenBy>>,
 }

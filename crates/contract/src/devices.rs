@@ -4,32 +4,28 @@ use crate::enums::{GainMode, RemoteIdHealth, RemoteIdMode, RfStatus, VideoStatus
 use crate::num::skip_f64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use serde_with::skip_serializing_none;
 
 /// AntSDRDeviceState.json (snapshot `antsdr`, scanner `GET /device`).
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AntsdrDeviceState {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub connected: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub uri: Option<String>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub temperature_c: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
 /// AntSDRGainState.json.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AntsdrGainState {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mode: Option<GainMode>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub gain_db: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub limits: Option<GainLimits>,
 }
 
@@ -42,44 +38,34 @@ pub struct GainLimits {
 }
 
 /// AntSDRStats.json.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AntsdrStats {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub frames_processed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub events_emitted: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_event_timestamp_ms: Option<u64>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub noise_floor_db: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peaks: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
 /// AntSDRSweepState.json.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AntsdrSweepState {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub running: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub active_plan: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub plans: Option<Vec<SweepPlanSummary>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_update_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SweepPlanSummary {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub start_hz: Option<f64>,
@@ -90,88 +76,63 @@ pub struct SweepPlanSummary {
 }
 
 /// RemoteIDState.json (`GET /remote_id`).
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoteIdStateBody {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state: Option<RemoteIdHealth>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mode: Option<RemoteIdMode>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub capture_active: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub contacts_active: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_update_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
 /// RemoteIDStats.json.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoteIdStats {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub frames: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub decoded: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dropped: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dedupe_hits: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
 /// RemoteIDReplayState.json (`GET /remote_id/replay/state`).
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoteIdReplayStateBody {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub active: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state: Option<String>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub speed: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub position: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub total: Option<u64>,
 }
 
 /// ESP32State.json (snapshot `esp32`).
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Esp32State {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub connected: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_seen_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rtt_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fw_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub heartbeat: Option<Esp32Heartbeat>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub capabilities: Option<Esp32Capabilities>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Esp32Heartbeat {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ok: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub interval_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_heartbeat_ms: Option<u64>,
 }
 
@@ -198,26 +159,23 @@ impl Esp32Capabilities {
 }
 
 /// ESP32Config.json (`GET /esp32/config`).
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Esp32ConfigBody {
     pub timestamp_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub schema_version: Option<String>,
     pub config: Map<String, Value>,
 }
 
 /// Snapshot `rf` (anchors: status, scan_active).
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RfSection {
     pub status: RfStatus,
     pub scan_active: bool,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_event_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_event: Option<Map<String, Value>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_timestamp_ms: Option<u64>,
 }
 
@@ -235,23 +193,17 @@ impl Default for RfSection {
 }
 
 /// Snapshot `remote_id` (anchors: state, mode).
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemoteIdSection {
     pub state: RemoteIdHealth,
     pub mode: RemoteIdMode,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub capture_active: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub contacts_active: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_update_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_event_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_event: Option<Map<String, Value>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_timestamp_ms: Option<u64>,
 }
 
@@ -272,13 +224,12 @@ impl Default for RemoteIdSection {
 }
 
 /// Snapshot `vrx` (anchors: vrx, sys, scan_state).
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VrxSection {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub selected: Option<i64>,
     pub scan_state: String,
     pub vrx: Vec<VrxItem>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub led: Option<LedState>,
     pub sys: VrxSys,
 }
@@ -312,27 +263,23 @@ pub struct LedState {
     pub g: i64,
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VrxSys {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub uptime_ms: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub heap: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
 /// Snapshot `fpv` (anchors: scan_state, locked_channels).
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FpvSection {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub selected: Option<i64>,
     pub scan_state: String,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub freq_hz: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rssi_raw: Option<i64>,
     pub locked_channels: Vec<i64>,
 }
@@ -350,9 +297,9 @@ impl Default for FpvSection {
 }
 
 /// Snapshot `video` (anchor: status).
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoSection {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub selected: Option<i64>,
     pub status: VideoStatus,
 }

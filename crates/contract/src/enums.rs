@@ -1,4 +1,4 @@
-//! Enumerations with the exact spelling the schemas require (wire §4.3).
+//! Enumerations with the exact spelling the schemas require (PROTOCOL.md §4.3).
 //!
 //! Input is case-folded before mapping and a value the enum does not know maps to
 //! the documented fallback instead of failing the whole document, so one odd

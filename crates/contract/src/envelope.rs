@@ -1,4 +1,4 @@
-//! The one envelope every WebSocket frame of every daemon carries (wire §2).
+//! The one envelope every WebSocket frame of every daemon carries (PROTOCOL.md §2).
 //!
 //! `data` is held already serialised ([`RawValue`]) so that a producer pays for
 //! serialisation once and the hub can splice the same bytes into the frame for
@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-/// The `source` member of an envelope (wire §2).
+/// The `source` member of an envelope (PROTOCOL.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
@@ -33,7 +33,7 @@ impl Source {
 }
 
 /// Name of the envelope's time key. Only the AntSDR scanner's local WS may use
-/// `timestamp` (wire §2, seed catalog); everything else uses `timestamp_ms`.
+/// `timestamp` (PROTOCOL.md §2, seed catalog); everything else uses `timestamp_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum TimestampField {
     #[default]
@@ -74,7 +74,7 @@ pub struct Envelope {
 
 impl Envelope {
     /// Builds an envelope from any serialisable payload. The payload must
-    /// serialise to a JSON object (wire §2: `data` is always an object).
+    /// serialise to a JSON object (PROTOCOL.md §2: `data` is always an object).
     pub fn new<T: Serialize + ?Sized>(
         kind: impl Into<Cow<'static, str>>,
         timestamp_ms: u64,
@@ -122,7 +122,7 @@ impl Envelope {
     }
 
     /// Compact wire form with keys in the order `type`, time, `source`, `data`, then `seq`
-    /// when given (wire §2, §7.6).
+    /// when given (PROTOCOL.md §2, §7.6).
     pub fn to_json(&self, seq: Option<u64>, time_key: TimestampField) -> String {
         let data = self.data.get();
         let mut out = String::with_capacity(data.len() + self.kind.len() + 80);
@@ -143,7 +143,7 @@ impl Envelope {
 }
 
 fn push_json_str(out: &mut String, s: &str) {
-    // serde_json's escaping keeps non-ASCII as-is, as wire §2 requires.
+    // serde_json's escaping keeps non-ASCII as-is, as PROTOCOL.md §2 requires.
     match serde_json::to_string(s) {
         Ok(q) => out.push_str(&q),
         Err(_) => out.push_str("\"\""),

@@ -1,10 +1,11 @@
-//! REST error bodies (wire §5).
+//! REST error bodies (PROTOCOL.md §5).
 //!
 //! The aggregator and the system controller answer `{"detail":"<code>"}` (a 400
 //! `invalid_payload` may add `"field"`); the AntSDR scanner answers
 //! `{"error":{"code","message"}}` with the same code vocabulary.
 
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// Which of the two error body shapes a service speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -17,11 +18,11 @@ pub enum ErrorStyle {
 }
 
 /// `{"detail":"<code>","field"?:"<name>"}`
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetailError {
     pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub field: Option<String>,
 }
 

@@ -16,6 +16,7 @@
 use crate::events::{AckCmd, Esp32CommandAck};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use serde_with::skip_serializing_none;
 
 /// Device receive limit: content bytes per command line (longer lines are dropped, no ack).
 pub const MAX_COMMAND_LINE_BYTES: usize = 511;
@@ -337,6 +338,7 @@ pub struct SysTelemetry {
 /// The ~1 Hz `telemetry` line (§3.1). Serialises in the firmware's key order:
 /// `type, timestamp_ms, sel, vrx, video, led, sys`. Absent members (older builds)
 /// are accepted on input and skipped on output.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Telemetry {
     #[serde(rename = "type")]
@@ -344,15 +346,10 @@ pub struct Telemetry {
     /// Device uptime (ms since boot, wraps at 2^32), never epoch time.
     pub timestamp_ms: u32,
     /// Always the literal 1 (legacy); hosts must ignore it.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sel: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub vrx: Option<Vec<VrxTelemetry>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub video: Option<VideoTelemetry>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub led: Option<LedTelemetry>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sys: Option<SysTelemetry>,
 }
 
@@ -382,6 +379,7 @@ impl Telemetry {
 
 /// The `command_ack` line (§3.2): `type, timestamp_ms, id, ok, err, data`. `err` is
 /// always present (`null` on success); `data` is absent only for `missing_cmd`.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandAckLine {
     #[serde(rename = "type")]
@@ -391,8 +389,8 @@ pub struct CommandAckLine {
     pub id: String,
     pub ok: bool,
     #[serde(default)]
+    #[serialize_always]
     pub err: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub data: Option<AckCmd>,
 }
 
@@ -515,7 +513,7 @@ impl LogEventLine {
     }
 }
 
-/// A device → host line, dispatched on `type` (H5).
+/// A device → host line, dispatched on `type` (PROTOCOL.md §15.5).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeviceLine {
     Telemetry(Telemetry),
@@ -551,7 +549,7 @@ impl std::fmt::Display for DeviceLineError {
 impl std::error::Error for DeviceLineError {}
 
 impl DeviceLine {
-    /// Classifies an already parsed JSON value (framing and UTF-8 handling are the host's, H4).
+    /// Classifies an already parsed JSON value (framing and UTF-8 handling are the host's, PROTOCOL.md §15.4).
     pub fn from_value(v: Value) -> Result<Self, DeviceLineError> {
         let Value::Object(obj) = &v else {
             return Err(DeviceLineError::NotObject);

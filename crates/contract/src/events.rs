@@ -1,14 +1,15 @@
 //! Event type names of all three daemons and the payloads that have no model schema of their own.
 //!
 //! Payloads that are a model (SystemStats, UPS_Telemetry, …) live in their modules;
-//! the table in wire §8 maps each type to its payload.
+//! the table in PROTOCOL.md §8 maps each type to its payload.
 
 use crate::enums::{LogLevel, RemoteIdHealth, RemoteIdMode};
 use crate::num::skip_f64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use serde_with::skip_serializing_none;
 
-/// Every event type name of the catalogue (wire §8).
+/// Every event type name of the catalogue (PROTOCOL.md §8).
 pub mod kind {
     pub const SYSTEM_UPDATE: &str = "SYSTEM_UPDATE";
     pub const HEARTBEAT: &str = "HEARTBEAT";
@@ -73,14 +74,15 @@ pub struct Heartbeat {
 
 /// COMMAND_ACK data for ESP32 routes: the firmware ack without `type`/`timestamp_ms`.
 /// `err` is always present (null on success), as the seed shows.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Esp32CommandAck {
     pub id: String,
     pub ok: bool,
     #[serde(default)]
+    #[serialize_always]
     pub err: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub data: Option<AckCmd>,
 }
 
@@ -91,18 +93,18 @@ pub struct AckCmd {
 }
 
 /// COMMAND_ACK data for every other route. `reason` is null on success.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SystemCommandAck {
     pub command: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub name: Option<String>,
     pub ok: bool,
     #[serde(default)]
+    #[serialize_always]
     pub reason: Option<String>,
     /// The id of the CommandResult this ack answers (contract v1.1), so a client can match
     /// the ack of its own command.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub command_id: Option<String>,
 }
 
@@ -136,17 +138,14 @@ impl SystemCommandAck {
 }
 
 /// LOG_EVENT data.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogEvent {
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub level: Option<LogLevel>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub component: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub data: Option<Map<String, Value>>,
 }
 
@@ -180,11 +179,11 @@ pub struct SubscriptionReply {
 }
 
 /// PONG data.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pong {
     pub timestamp_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub id: Option<String>,
 }
 
@@ -208,20 +207,19 @@ pub struct TelemetryUpdate {
 }
 
 /// REPLAY_STATE data as emitted (REPLAY_STATE.json).
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayStateEvent {
     pub state: String,
     pub speed: f64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub position: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub total: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ts: Option<u64>,
 }
 
 /// Scanner `RF_SCAN_STATS` heartbeat line (antsdr-scan §9); a pass-through type for the aggregator.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RfScanStats {
     pub timestamp_ms: u64,
@@ -229,8 +227,6 @@ pub struct RfScanStats {
     pub events_emitted: u64,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub noise_floor_db: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peaks: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub active_plan: Option<String>,
 }

@@ -1,5 +1,5 @@
 //! The N-Defender wire contract: every envelope, event, payload and REST body type,
-//! defined once (wire.md). Output types serialise exactly to the contract schemas:
+//! defined once (docs/PROTOCOL.md). Output types serialise exactly to the contract schemas:
 //! unknown values are omitted, never null; enums use the schema's spelling.
 //! Input is tolerant: unknown members are dropped, enums are case-folded with a
 //! fallback, times are normalised (see [`time`]).

@@ -1,5 +1,5 @@
 //! Serde helpers that keep output schema-valid: a non-finite float is omitted,
-//! never written as `null` (wire §4.4).
+//! never written as `null` (PROTOCOL.md §4.4).
 
 /// `skip_serializing_if` for optional floats: skips `None`, NaN and ±inf.
 pub fn skip_f64(v: &Option<f64>) -> bool {

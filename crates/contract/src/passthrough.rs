@@ -1,4 +1,4 @@
-//! Pass-through data (wire §4.5): event types without a schema keep their members,
+//! Pass-through data (PROTOCOL.md §4.5): event types without a schema keep their members,
 //! except that null members are removed at every depth and a member named
 //! `timestamp` becomes `timestamp_ms` with its normalised value.
 

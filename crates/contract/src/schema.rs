@@ -4,7 +4,7 @@
 //! schema, envelopes against the event schema for their type (or
 //! EventEnvelope.json plus the model schema of `data`, as the contract README maps
 //! them). Envelopes carrying `seq`, or the AntSDR `timestamp` key, are checked with
-//! that one key substituted (wire §4.6).
+//! that one key substituted (PROTOCOL.md §4.6).
 
 use jsonschema::{Registry, Validator};
 use serde_json::{json, Value};
@@ -247,10 +247,10 @@ fn no_nulls(env: &Value, kind: &str) -> Result<(), String> {
 }
 
 /// REST body check shared by daemon tests: no `null` anywhere and no empty object
-/// anywhere (wire §4.1, §4.2), besides the schema check done by the caller.
+/// anywhere (PROTOCOL.md §4.1, §4.2), besides the schema check done by the caller.
 ///
 /// A section's `last_event` is the data of the event it last emitted, as emitted: for a
-/// pass-through type that keeps the producer's members (wire §4.5), so `{}` may appear at
+/// pass-through type that keeps the producer's members (PROTOCOL.md §4.5), so `{}` may appear at
 /// `last_event` and anywhere below it (`{"b":{"c":null}}` is emitted as `{"b":{}}`). Nulls
 /// are refused there too, since pass-through data has none.
 pub fn no_nulls_or_empty_objects(v: &Value) -> Result<(), String> {

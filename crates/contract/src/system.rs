@@ -4,25 +4,19 @@
 use crate::enums::{Fix, Status, UpsState};
 use crate::num::{in_range, skip_f64};
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// SystemStats.json (SYSTEM_STATUS data, snapshot `system`).
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SystemStats {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<Status>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub uptime_s: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub version: Option<VersionInfo>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cpu: Option<CpuStats>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ram: Option<RamStats>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub storage: Option<StorageStats>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub cpu_temp_c: Option<f64>,
@@ -34,15 +28,10 @@ pub struct SystemStats {
     pub load_5m: Option<f64>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub load_15m: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ram_used_mb: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ram_total_mb: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub disk_used_gb: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub disk_total_gb: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub throttled_flags: Option<i64>,
 }
 
@@ -61,13 +50,11 @@ impl SystemStats {
     }
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VersionInfo {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub app: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub git_sha: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub build_ts: Option<u64>,
 }
 
@@ -85,21 +72,18 @@ pub struct CpuStats {
     pub usage_percent: Option<f64>,
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RamStats {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub total_mb: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub used_mb: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub free_mb: Option<i64>,
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StorageStats {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub root: Option<DiskUsage>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub logs: Option<DiskUsage>,
 }
 
@@ -114,11 +98,10 @@ pub struct DiskUsage {
 }
 
 /// UPS_Telemetry.json (UPS_UPDATE data, snapshot `power`).
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpsTelemetry {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<Status>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub pack_voltage_v: Option<f64>,
@@ -128,17 +111,11 @@ pub struct UpsTelemetry {
     pub input_vbus_v: Option<f64>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub input_power_w: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub soc_percent: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub time_to_empty_s: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub time_to_full_s: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub per_cell_v: Option<Vec<f64>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state: Option<UpsState>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
@@ -159,28 +136,22 @@ impl UpsTelemetry {
 }
 
 /// AudioState.json.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AudioState {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<Status>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub volume_percent: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub muted: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
 /// GPSState.json.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GpsState {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fix: Option<Fix>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub satellites: Option<Satellites>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub hdop: Option<f64>,
@@ -198,18 +169,14 @@ pub struct GpsState {
     pub speed_m_s: Option<f64>,
     #[serde(skip_serializing_if = "skip_f64", default)]
     pub heading_deg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_update_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub age_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
 impl GpsState {
-    /// Omits values the schema cannot represent (wire §4.4).
+    /// Omits values the schema cannot represent (PROTOCOL.md §4.4).
     pub fn sanitize(&mut self) {
         self.latitude = in_range(self.latitude, -90.0, 90.0);
         self.longitude = in_range(self.longitude, -180.0, 180.0);
@@ -229,86 +196,65 @@ impl GpsState {
     }
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Satellites {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub in_view: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub in_use: Option<u32>,
 }
 
 /// WifiState.json.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WifiState {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub enabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub connected: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ssid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub bssid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ip: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rssi_dbm: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub link_quality: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_update_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
 /// BluetoothState.json.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BluetoothState {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub enabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scanning: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub paired_count: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub connected_devices: Option<Vec<BluetoothConnected>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_update_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BluetoothConnected {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub addr: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rssi_dbm: Option<i64>,
 }
 
 /// StatusSnapshot `network_state` (NETWORK_UPDATE data). `connected` is its anchor.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NetworkState {
     #[serde(default)]
     pub connected: bool,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ssid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ip_v4: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ip_v6: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub wifi: Option<WifiState>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub bluetooth: Option<BluetoothState>,
 }
 
 /// StatusSnapshot `service_status`.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceStatus {
     pub name: String,
@@ -316,11 +262,8 @@ pub struct ServiceStatus {
     pub sub_state: String,
     #[serde(default)]
     pub restart_count: i64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub uptime_s: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_restart_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_error: Option<String>,
 }
 
@@ -331,70 +274,53 @@ pub struct ServiceUpdate {
 }
 
 /// WifiScanResult.json.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WifiScanResult {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub networks: Option<Vec<WifiNetwork>>,
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WifiNetwork {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ssid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub bssid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub security: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub signal_dbm: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub channel: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub frequency_mhz: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub known: Option<bool>,
 }
 
 /// BluetoothDeviceList.json.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BluetoothDeviceList {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub devices: Option<Vec<BluetoothDevice>>,
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BluetoothDevice {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub addr: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rssi_dbm: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub paired: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub connected: Option<bool>,
 }
 
 /// The system controller's `GET /api/v1/status` body (system-controller §4).
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ControllerStatus {
     #[serde(default)]
     pub timestamp_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub system: Option<SystemStats>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ups: Option<UpsTelemetry>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub services: Option<Vec<ServiceStatus>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub network: Option<NetworkState>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub gps: Option<GpsState>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub audio: Option<AudioState>,
 }

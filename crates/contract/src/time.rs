@@ -1,4 +1,4 @@
-//! Tolerant time input (wire §3) and the clock abstraction domain logic is written against.
+//! Tolerant time input (PROTOCOL.md §3) and the clock abstraction domain logic is written against.
 
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Values below this are seconds, not milliseconds.
 const SECONDS_CUTOFF: f64 = 1e11;
 
-/// Candidate time keys in priority order (wire §3).
+/// Candidate time keys in priority order (PROTOCOL.md §3).
 pub const TIME_KEYS: [&str; 3] = ["timestamp_ms", "ts_ms", "timestamp"];
 
 /// Normalises one candidate value to epoch ms: a JSON number or a decimal string,
@@ -45,7 +45,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// The two clocks domain logic needs: wall time for emitted timestamps, monotonic
-/// time for intervals and TTLs (wire §3). Injected so timers are tested
+/// time for intervals and TTLs (PROTOCOL.md §3). Injected so timers are tested
 /// deterministically.
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> u64;

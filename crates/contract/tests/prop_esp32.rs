@@ -1,5 +1,5 @@
 //! Property tests of the ESP32 line formats (esp32-protocol §3–§5) and the command request
-//! body (wire §5): encode → parse is the identity, arbitrary input is refused with a type
+//! body (PROTOCOL.md §5): encode → parse is the identity, arbitrary input is refused with a type
 //! and never panics.
 
 use ndefender_contract::command::{CommandBodyError, CommandRequest};

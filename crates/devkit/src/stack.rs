@@ -87,7 +87,7 @@ impl Daemon {
     /// process group: a Ctrl-C at the terminal reaches only the launcher, which then stops
     /// each daemon with one SIGTERM. (Getting the terminal's SIGINT as well, a daemon would
     /// take the launcher's SIGTERM as a second signal and exit without its graceful
-    /// shutdown, wire §7.9.)
+    /// shutdown, PROTOCOL.md §7.9.)
     pub fn spawn(name: &'static str, mut cmd: Command) -> io::Result<Self> {
         use std::os::unix::process::CommandExt as _;
         let chosen = cmd.get_envs().any(|(k, _)| k == "RUST_LOG");

@@ -1,4 +1,4 @@
-//! Pre-upgrade checks, in the order of wire §7.1: auth, origin, query, upgrade headers, client limit.
+//! Pre-upgrade checks, in the order of PROTOCOL.md §7.1: auth, origin, query, upgrade headers, client limit.
 
 use crate::connection;
 use crate::pattern::{self, Subscription};

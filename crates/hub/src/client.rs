@@ -21,7 +21,7 @@ pub(crate) enum Item {
     },
 }
 
-/// Why the server closes a connection (wire §7.8). 1000 is deliberately absent.
+/// Why the server closes a connection (PROTOCOL.md §7.8). 1000 is deliberately absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CloseReason {
     Shutdown,

@@ -1,4 +1,4 @@
-//! The one WebSocket fan-out every N-Defender daemon mounts (wire §7).
+//! The one WebSocket fan-out every N-Defender daemon mounts (PROTOCOL.md §7).
 //!
 //! A service owns a [`Hub`], calls [`Hub::publish`] while holding the lock that
 //! orders its state changes, and mounts [`Hub::ws_route`]. The hub owns admission,
@@ -57,7 +57,7 @@ pub struct Greeting {
     pub watermark: u64,
 }
 
-/// The service side of a connection's first frames (wire §7.2).
+/// The service side of a connection's first frames (PROTOCOL.md §7.2).
 ///
 /// Called from the client's writer task on a Tokio worker, never under a hub lock: keep
 /// each call short (a briefly held `std::sync::Mutex` is fine, I/O is not). A panic costs
@@ -117,7 +117,7 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-/// Process start in epoch ms × 1000 (wire §7.6), shared by every hub in the process so that
+/// Process start in epoch ms × 1000 (PROTOCOL.md §7.6), shared by every hub in the process so that
 /// a seq from an earlier run is always below anything this run can replay.
 fn initial_seq() -> u64 {
     static START: OnceLock<u64> = OnceLock::new();

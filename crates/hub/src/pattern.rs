@@ -1,4 +1,4 @@
-//! Event-type patterns and a client's subscription set (wire §7.5).
+//! Event-type patterns and a client's subscription set (PROTOCOL.md §7.5).
 
 /// Longest pattern accepted.
 const MAX_PATTERN_LEN: usize = 64;

@@ -1,11 +1,11 @@
-//! `data` of the envelopes the hub itself emits (wire §8: HEARTBEAT, SUBSCRIBED,
+//! `data` of the envelopes the hub itself emits (PROTOCOL.md §8: HEARTBEAT, SUBSCRIBED,
 //! UNSUBSCRIBED, PONG, ERROR). They have no contract schema beyond the envelope.
 
 use ndefender_contract::{Envelope, Source};
 use serde::Serialize;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Wall-clock epoch milliseconds (wire §3).
+/// Wall-clock epoch milliseconds (PROTOCOL.md §3).
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,4 +1,4 @@
-//! A client's reader: liveness, size limit, rate limit and the control actions (wire §7.5).
+//! A client's reader: liveness, size limit, rate limit and the control actions (PROTOCOL.md §7.5).
 
 use crate::client::{Client, CloseReason};
 use crate::pattern::{PatternError, Subscription};
@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::time::Duration;
 use tokio::time::{timeout, Instant};
 
-/// Control frames processed per client per second (wire §7.5).
+/// Control frames processed per client per second (PROTOCOL.md §7.5).
 const CONTROL_PER_SECOND: u32 = 20;
 /// Longest `id` a ping may carry.
 const MAX_PING_ID: usize = 64;
@@ -121,7 +121,7 @@ fn handle(hub: &Hub, client: &Client, text: &str) {
     }
 }
 
-/// A client → server text frame, classified (wire §7.5). The reader calls
+/// A client → server text frame, classified (PROTOCOL.md §7.5). The reader calls
 /// [`parse_control`] on every text frame it processes, then [`apply_control`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlFrame {

@@ -1,4 +1,4 @@
-//! Broadcast events with their shared wire bytes, and the replay ring (wire §7.6).
+//! Broadcast events with their shared wire bytes, and the replay ring (PROTOCOL.md §7.6).
 
 use axum::extract::ws::Utf8Bytes;
 use ndefender_contract::{Envelope, TimestampField};
@@ -69,7 +69,7 @@ impl Event {
 
 /// What the ring keeps of an event: its plain text (shared with the live event, not
 /// copied) and what filtering and ordering need. A full ring (4096 entries by default,
-/// wire §7.7) costs one serialised copy of each envelope.
+/// PROTOCOL.md §7.7) costs one serialised copy of each envelope.
 #[derive(Debug)]
 struct Stored {
     seq: u64,

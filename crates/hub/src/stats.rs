@@ -1,4 +1,4 @@
-//! The hub's `ndefender_ws_*` counters (wire §9). Rendering them is the service's job.
+//! The hub's `ndefender_ws_*` counters (PROTOCOL.md §9). Rendering them is the service's job.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -36,7 +36,7 @@ pub struct RejectedCounts {
 }
 
 impl RejectedCounts {
-    /// `(reason label, count)` in the order of wire §9.
+    /// `(reason label, count)` in the order of PROTOCOL.md §9.
     pub fn by_reason(&self) -> [(&'static str, u64); 4] {
         [
             ("auth", self.auth),
@@ -169,7 +169,7 @@ impl Counters {
 }
 
 impl HubStats {
-    /// Appends every `ndefender_ws_*` metric of wire §9 in Prometheus text format 0.0.4.
+    /// Appends every `ndefender_ws_*` metric of PROTOCOL.md §9 in Prometheus text format 0.0.4.
     /// The one renderer all three daemons use for their hub.
     pub fn write_prometheus(&self, out: &mut String) {
         use std::fmt::Write as _;

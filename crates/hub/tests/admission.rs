@@ -1,4 +1,4 @@
-//! Pre-upgrade admission (wire §7.1, §5, §6) and shutdown (§7.9) over real sockets.
+//! Pre-upgrade admission (PROTOCOL.md §7.1, §5, §6) and shutdown (§7.9) over real sockets.
 
 mod common;
 

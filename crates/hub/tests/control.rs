@@ -1,4 +1,4 @@
-//! Client frames and control actions (wire §7.5) over real sockets.
+//! Client frames and control actions (PROTOCOL.md §7.5) over real sockets.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Property tests of the client → server control frames (wire §7.5) through the functions the
+//! Property tests of the client → server control frames (PROTOCOL.md §7.5) through the functions the
 //! reader calls per text frame, `parse_control` and `apply_control`.
 
 use ndefender_contract::{Source, TimestampField};

@@ -1,12 +1,14 @@
 //! Daemon plumbing shared by the three N-Defender services: configuration
-//! (wire §10), the REST conventions (wire §5, §6), graceful shutdown and systemd
-//! notification (wire §7.9), logging.
+//! (PROTOCOL.md §10), the REST conventions (PROTOCOL.md §5, §6), graceful shutdown and systemd
+//! notification (PROTOCOL.md §7.9), logging.
 
+pub mod backoff;
 pub mod config;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod ratelimit;
 
+pub use backoff::Backoff;
 pub use http::{ApiError, Conventions};
 pub use lifecycle::Shutdown;

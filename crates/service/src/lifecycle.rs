@@ -1,4 +1,4 @@
-//! Process lifecycle (wire §7.9): signals, graceful shutdown, systemd notify and
+//! Process lifecycle (PROTOCOL.md §7.9): signals, graceful shutdown, systemd notify and
 //! watchdog, logging.
 
 use std::future::{Future, IntoFuture};
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// In-flight requests get this long after the listener stops (wire §7.9).
+/// In-flight requests get this long after the listener stops (PROTOCOL.md §7.9).
 pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
 
 /// A cloneable shutdown trigger/observer.

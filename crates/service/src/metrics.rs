@@ -1,4 +1,4 @@
-//! The Prometheus pieces every daemon's `/metrics` shares (wire §9): build info
+//! The Prometheus pieces every daemon's `/metrics` shares (PROTOCOL.md §9): build info
 //! and uptime, per-route HTTP request counts and durations, histograms and
 //! labelled counter families. Each daemon renders its own families around these.
 
@@ -101,7 +101,7 @@ impl HistogramFamily {
 }
 
 /// Counters keyed by their label set (`route="/x",status="200"`), created on first use.
-/// Label values must come from bounded sets (wire §9), never ids or free text.
+/// Label values must come from bounded sets (PROTOCOL.md §9), never ids or free text.
 #[derive(Debug, Default)]
 pub struct CounterFamily {
     by_labels: Mutex<BTreeMap<String, u64>>,

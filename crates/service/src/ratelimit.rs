@@ -1,12 +1,17 @@
-//! Per-client sliding-window rate limits (aggregator §13, system-controller §6.4).
+//! Per-client rate limits, the two kinds the daemons use (PROTOCOL.md §11.3, §12.2, §13).
 //!
-//! The specs define the window precisely: N requests in any 60 s, and a 429's
-//! `Retry-After` is the whole seconds until the oldest counted request leaves the
-//! window. Token-bucket crates (GCRA) answer a different question, so this keeps a
-//! small log of instants per client, bounded in clients (LRU) and idle time.
+//! - [`SlidingWindow`]: N requests in any 60 s, and a 429's `Retry-After` is the whole seconds
+//!   until the oldest counted request leaves the window (aggregator and system controller).
+//!   Token-bucket crates (GCRA) answer a different question, so this keeps a small log of
+//!   instants per client.
+//! - [`TokenBucket`]: N tokens refilled continuously over a minute (the scanner).
+//!
+//! Both keep their per-client state in one [`Clients`] map, bounded in clients (least recently
+//! used goes first) and forgetting idle addresses, so no flood of addresses grows it.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,10 +20,43 @@ pub const MAX_TRACKED: usize = 4096;
 /// Addresses idle this long are forgotten.
 pub const IDLE_FORGET: Duration = Duration::from_secs(600);
 
+/// Per-client state `E`, bounded to [`MAX_TRACKED`] addresses with idle ones forgotten.
 #[derive(Debug)]
-struct Entry {
-    hits: VecDeque<Instant>,
-    last: Instant,
+pub struct Clients<E> {
+    map: HashMap<IpAddr, (Instant, E)>,
+}
+
+impl<E> Default for Clients<E> {
+    fn default() -> Self {
+        Self { map: HashMap::new() }
+    }
+}
+
+impl<E> Clients<E> {
+    /// The entry of `client`, created with `new` if absent; marks it used at `now`. Makes room
+    /// first when the map is full: idle addresses go, then the least recently used one.
+    pub fn entry(&mut self, client: IpAddr, now: Instant, new: impl FnOnce() -> E) -> &mut E {
+        if self.map.len() >= MAX_TRACKED && !self.map.contains_key(&client) {
+            self.map
+                .retain(|_, (last, _)| now.saturating_duration_since(*last) < IDLE_FORGET);
+            if self.map.len() >= MAX_TRACKED {
+                if let Some(oldest) = self.map.iter().min_by_key(|(_, (l, _))| *l).map(|(k, _)| *k) {
+                    self.map.remove(&oldest);
+                }
+            }
+        }
+        let slot = self.map.entry(client).or_insert_with(|| (now, new()));
+        slot.0 = now;
+        &mut slot.1
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
 }
 
 /// One named bucket (e.g. `cmd`, `dng`, `network`): `limit` per `window` per client.
@@ -26,8 +64,8 @@ struct Entry {
 pub struct SlidingWindow {
     limit: usize,
     window: Duration,
-    clients: Mutex<HashMap<IpAddr, Entry>>,
-    limited: std::sync::atomic::AtomicU64,
+    clients: Mutex<Clients<VecDeque<Instant>>>,
+    limited: AtomicU64,
 }
 
 impl SlidingWindow {
@@ -39,14 +77,14 @@ impl SlidingWindow {
         Self {
             limit,
             window,
-            clients: Mutex::new(HashMap::new()),
-            limited: std::sync::atomic::AtomicU64::new(0),
+            clients: Mutex::new(Clients::default()),
+            limited: AtomicU64::new(0),
         }
     }
 
     /// Requests refused so far (`ndefender_rate_limited_total`).
     pub fn limited(&self) -> u64 {
-        self.limited.load(std::sync::atomic::Ordering::Relaxed)
+        self.limited.load(Ordering::Relaxed)
     }
 
     /// Counts a request at `now` if it fits; otherwise returns the whole seconds
@@ -54,34 +92,76 @@ impl SlidingWindow {
     /// requests cost nothing.
     pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if clients.len() >= MAX_TRACKED && !clients.contains_key(&client) {
-            clients.retain(|_, e| now.saturating_duration_since(e.last) < IDLE_FORGET);
-            if clients.len() >= MAX_TRACKED {
-                if let Some(oldest) = clients.iter().min_by_key(|(_, e)| e.last).map(|(k, _)| *k) {
-                    clients.remove(&oldest);
-                }
-            }
-        }
-        let e = clients.entry(client).or_insert_with(|| Entry {
-            hits: VecDeque::new(),
-            last: now,
-        });
-        e.last = now;
-        while e
-            .hits
+        let hits = clients.entry(client, now, VecDeque::new);
+        while hits
             .front()
             .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
         {
-            e.hits.pop_front();
+            hits.pop_front();
         }
-        if e.hits.len() < self.limit {
-            e.hits.push_back(now);
+        if hits.len() < self.limit {
+            hits.push_back(now);
             return Ok(());
         }
-        self.limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let oldest = e.hits.front().copied().unwrap_or(now);
+        self.limited.fetch_add(1, Ordering::Relaxed);
+        let oldest = hits.front().copied().unwrap_or(now);
         let left = self.window.saturating_sub(now.saturating_duration_since(oldest));
         Err(left.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.clients.lock().map(|c| c.len()).unwrap_or(0)
+    }
+}
+
+#[derive(Debug)]
+struct Tokens {
+    left: f64,
+    at: Instant,
+}
+
+/// `per_minute` tokens per client, refilled continuously; a full bucket allows a burst of
+/// `per_minute`. A limit of 0 refuses everything with a retry of 60 s.
+#[derive(Debug)]
+pub struct TokenBucket {
+    per_minute: u32,
+    clients: Mutex<Clients<Tokens>>,
+    limited: AtomicU64,
+}
+
+impl TokenBucket {
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            clients: Mutex::new(Clients::default()),
+            limited: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests refused so far.
+    pub fn limited(&self) -> u64 {
+        self.limited.load(Ordering::Relaxed)
+    }
+
+    /// Takes one token; `Err(retry_after_s)` (≥ 1) when the bucket is empty.
+    pub fn take(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+        let cap = f64::from(self.per_minute);
+        if cap <= 0.0 {
+            return Err(60);
+        }
+        let rate = cap / 60.0;
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let t = clients.entry(client, now, || Tokens { left: cap, at: now });
+        let elapsed = now.saturating_duration_since(t.at).as_secs_f64();
+        t.left = (t.left + elapsed * rate).min(cap);
+        t.at = now;
+        if t.left >= 1.0 {
+            t.left -= 1.0;
+            Ok(())
+        } else {
+            self.limited.fetch_add(1, Ordering::Relaxed);
+            Err(((1.0 - t.left) / rate).ceil().max(1.0) as u64)
+        }
     }
 
     pub fn tracked(&self) -> usize {
@@ -120,5 +200,52 @@ mod tests {
             let _ = w.check(ip, t0 + Duration::from_millis(i as u64));
         }
         assert!(w.tracked() <= MAX_TRACKED);
+    }
+
+    #[test]
+    fn token_bucket_burst_refill_and_retry() {
+        let b = TokenBucket::per_minute(10);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert!(b.take(ip, t0).is_ok());
+        }
+        assert_eq!(b.take(ip, t0), Err(6), "one token per 6 s");
+        assert!(b.take(ip, t0 + Duration::from_secs(6)).is_ok());
+        let other: IpAddr = [10, 0, 0, 1].into();
+        assert!(b.take(other, t0).is_ok(), "per client");
+        assert_eq!(b.limited(), 1);
+        assert_eq!(TokenBucket::per_minute(0).take(ip, t0), Err(60));
+    }
+
+    #[test]
+    fn token_bucket_bounded_clients() {
+        let b = TokenBucket::per_minute(1);
+        let t0 = Instant::now();
+        for i in 0..(MAX_TRACKED as u32 + 10) {
+            let ip: IpAddr = std::net::Ipv4Addr::from(i).into();
+            let _ = b.take(ip, t0 + Duration::from_millis(i as u64));
+        }
+        assert_eq!(b.tracked(), MAX_TRACKED);
+    }
+
+    #[test]
+    fn idle_clients_are_forgotten_first() {
+        let w = SlidingWindow::per_minute(1);
+        let t0 = Instant::now();
+        let first: IpAddr = [192, 168, 0, 1].into();
+        let _ = w.check(first, t0);
+        for i in 1..MAX_TRACKED as u32 {
+            let ip: IpAddr = std::net::Ipv4Addr::from(i).into();
+            let _ = w.check(ip, t0 + IDLE_FORGET);
+        }
+        assert_eq!(w.tracked(), MAX_TRACKED);
+        let late: IpAddr = [172, 16, 0, 1].into();
+        assert!(w.check(late, t0 + IDLE_FORGET + Duration::from_secs(1)).is_ok());
+        assert_eq!(w.tracked(), MAX_TRACKED);
+        assert!(
+            w.check(first, t0 + IDLE_FORGET + Duration::from_secs(2)).is_ok(),
+            "the idle address was forgotten, so its old hit no longer counts"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Property tests of config loading (wire §10) through `load_str`, the body of `load`:
+//! Property tests of config loading (PROTOCOL.md §10) through `load_str`, the body of `load`:
 //! defaults → file → `NDEFENDER_*` environment, unknown keys named, `--check-config` output
 //! loads back to the same config, and no input panics.
 
@@ -110,7 +110,7 @@ proptest! {
         prop_assert_eq!(load("", &[]), Ok(Cfg::default()));
     }
 
-    /// A value that is not a TOML value is taken as the raw string (wire §10).
+    /// A value that is not a TOML value is taken as the raw string (PROTOCOL.md §10).
     #[test]
     fn raw_strings_in_the_environment(bind in "[0-9]{1,3}(\\.[0-9]{1,3}){3}:[0-9]{1,5}") {
         let c = load("", &[("NDEFENDER_SERVER__BIND", bind.clone())]).map_err(|e| TestCaseError::fail(e.0))?;

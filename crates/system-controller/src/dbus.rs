@@ -168,14 +168,14 @@ async fn connect(timeout: Duration) -> Result<Connection, String> {
 }
 
 async fn supervise(ctl: Controller, tx: watch::Sender<Option<Connection>>, bus: Bus) {
-    let mut backoff = Duration::from_secs(1);
-    let max = Duration::from_secs(30);
+    // Reconnect delays 1 s doubling to 30 s.
+    let mut backoff = ndefender_service::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     let timeout = Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms);
     loop {
         match connect(timeout).await {
             Ok(conn) => {
                 tracing::info!("system bus connected");
-                backoff = Duration::from_secs(1);
+                backoff.reset();
                 let _ = tx.send(Some(conn.clone()));
                 for k in bus.kicks.values() {
                     k.notify_one();
@@ -189,8 +189,7 @@ async fn supervise(ctl: Controller, tx: watch::Sender<Option<Connection>>, bus: 
                 tracing::debug!(error = %e, "system bus unreachable");
                 let _ = tx.send(None);
                 mark_down(&ctl);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(max);
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Checkpoint file (T9): where to resume, stored so that a crash leaves either the old or the new
+//! Checkpoint file (PROTOCOL.md §14.9): where to resume, stored so that a crash leaves either the old or the new
 //! version on disk, never a torn one.
 
 use crate::identity::{FileId, Head, HEAD_MAX};

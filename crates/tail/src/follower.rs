@@ -1,5 +1,6 @@
-//! The follower thread: decides what to read (T3, T5, T6), reads it (T4), hands lines to the sink
-//! (T7, T8) and keeps the checkpoint (T9) — never giving up on an error (T11).
+//! The follower thread (rules in PROTOCOL.md §14): decides what to read (a new file, a rotation,
+//! a truncation), reads it in bounded chunks, hands framed lines to the sink and keeps the
+//! checkpoint — never giving up on an error.
 
 use crate::checkpoint::{self, Checkpoint, Position};
 use crate::identity::{current_head, read_at_retry, read_head, FileId, Head};
@@ -17,12 +18,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// T11: after an I/O error the next attempt waits this long.
+/// PROTOCOL.md §14.11: after an I/O error the next attempt waits this long.
 const RETRY: Duration = Duration::from_secs(1);
 /// Keeps a zero interval from spinning and a huge one from overflowing `Instant` arithmetic.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-/// T4: read size.
+/// PROTOCOL.md §14.4: read size.
 const CHUNK: usize = 64 * 1024;
 
 /// One open file and how far it has been read and delivered.
@@ -129,7 +130,7 @@ impl<S: LineSink> Ctx<S> {
         }
     }
 
-    /// T6: same file, but not the bytes we were reading: drop the partial line and read from 0.
+    /// PROTOCOL.md §14.6: same file, but not the bytes we were reading: drop the partial line and read from 0.
     fn restart_from_zero(&mut self, t: &mut Tracked, how: &str) {
         tracing::info!(feed = %self.feed, how, old_offset = t.read_pos, "file {how}; reading from 0");
         self.framer.reset(0);
@@ -142,7 +143,7 @@ impl<S: LineSink> Ctx<S> {
     }
 
     /// The file is done for good (rotated away or deleted, already read to EOF): its unterminated
-    /// tail is the writer's last word, deliver it (T5).
+    /// tail is the writer's last word, deliver it (PROTOCOL.md §14.5).
     fn finish(&mut self, t: &mut Tracked) {
         if let Some(frame) = self.framer.finish() {
             deliver(&mut self.sink, &self.stats, &self.feed, frame);
@@ -179,8 +180,8 @@ fn notice<S: LineSink>(sink: &mut S, feed: &str, n: &TailNotice) {
     }
 }
 
-/// T9: writes at most once per interval, only when the position moved.
-/// Keeps the checkpoint (T9). The atomic write (temp file, fsync, rename, fsync dir) runs
+/// PROTOCOL.md §14.9: writes at most once per interval, only when the position moved.
+/// Keeps the checkpoint (PROTOCOL.md §14.9). The atomic write (temp file, fsync, rename, fsync dir) runs
 /// on its own thread: an fsync can take tens of milliseconds, and on the follower's thread
 /// it would hold up line delivery once per interval.
 struct Checkpointer {
@@ -336,7 +337,7 @@ pub(crate) struct Follower<S> {
     watch: DirWatch,
     poll_interval: Duration,
     start_position: StartPosition,
-    /// `Some` until the startup plan (T10) has been applied; holds the loaded checkpoint.
+    /// `Some` until the startup plan (PROTOCOL.md §14.10) has been applied; holds the loaded checkpoint.
     pending_start: Option<Option<Checkpoint>>,
     /// `<path>.1` being finished after a rotation that happened while stopped.
     prev: Option<Tracked>,
@@ -516,7 +517,7 @@ impl<S: LineSink> Follower<S> {
         }
     }
 
-    /// Applies the startup plan (T10) once; retried every second while it fails.
+    /// Applies the startup plan (PROTOCOL.md §14.10) once; retried every second while it fails.
     fn start(&mut self) -> io::Result<()> {
         let Some(ck) = self.pending_start.as_ref() else {
             return Ok(());
@@ -604,7 +605,7 @@ impl<S: LineSink> Follower<S> {
                 return r;
             }
         }
-        // T5: renamed away (another file or nothing at the path now) or deleted; whatever the writer
+        // PROTOCOL.md §14.5: renamed away (another file or nothing at the path now) or deleted; whatever the writer
         // put in it is still readable through our descriptor.
         match self.ctx.pump(&mut cur) {
             Ok(Pumped::Eof) => {}
@@ -625,7 +626,7 @@ impl<S: LineSink> Follower<S> {
         }
     }
 
-    /// Same file as before: it may have grown, been truncated (copytruncate) or rewritten in place (T6).
+    /// Same file as before: it may have grown, been truncated (copytruncate) or rewritten in place (PROTOCOL.md §14.6).
     fn follow_same(&mut self, cur: &mut Tracked, size: u64) -> io::Result<()> {
         let how = if size < cur.read_pos {
             Some("truncated")
@@ -640,7 +641,7 @@ impl<S: LineSink> Follower<S> {
         self.ctx.pump(cur).map(|_| ())
     }
 
-    /// T3: a file (new or replacing the previous one) at the path is read from 0.
+    /// PROTOCOL.md §14.3: a file (new or replacing the previous one) at the path is read from 0.
     fn open_new(&mut self, replaced: bool) -> io::Result<()> {
         let Some(opened) = resume::open_regular(&self.ctx.path)? else {
             self.note_missing();
@@ -676,7 +677,7 @@ impl<S: LineSink> Follower<S> {
     }
 }
 
-/// A checkpoint for another path, or one that cannot be read, is no checkpoint (T10: fall back to
+/// A checkpoint for another path, or one that cannot be read, is no checkpoint (PROTOCOL.md §14.10: fall back to
 /// `start_position`).
 ///
 /// An unreadable or corrupt checkpoint is never silent: it is logged as an error, counted

@@ -1,4 +1,4 @@
-//! File identity (T2): which file is this, and is its beginning still what we read?
+//! File identity (PROTOCOL.md §14.2): which file is this, and is its beginning still what we read?
 
 use std::fs::{File, Metadata};
 use std::io;

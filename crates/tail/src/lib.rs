@@ -1,6 +1,6 @@
 //! JSONL tailer: follows one append-only file across rename rotation, copytruncate, in-place
 //! rewrites, deletion and restarts, handing each complete line to a [`LineSink`] exactly once per
-//! graceful run (at least once across a crash) — contract T1–T11 of `aggregator.md` §3.
+//! graceful run (at least once across a crash) — the rules of PROTOCOL.md §14.
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {

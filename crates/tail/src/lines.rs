@@ -1,4 +1,4 @@
-//! Line framing (T7): a pure state machine over a byte stream, independent of files and I/O.
+//! Line framing (PROTOCOL.md §14.7): a pure state machine over a byte stream, independent of files and I/O.
 //!
 //! The framer is pull-based so the caller can stop between two lines (graceful stop must not
 //! deliver half a chunk and then lose track of which lines were applied) and so a frame can borrow

@@ -1,4 +1,4 @@
-//! Startup (T10): decide, from the checkpoint and what is on disk now, which bytes are still owed
+//! Startup (PROTOCOL.md §14.10): decide, from the checkpoint and what is on disk now, which bytes are still owed
 //! to the sink.
 
 use crate::checkpoint::Checkpoint;

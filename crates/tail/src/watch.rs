@@ -1,4 +1,4 @@
-//! Directory watch (T1): inotify on the parent directory only wakes the follower early; the stat
+//! Directory watch (PROTOCOL.md §14.1): inotify on the parent directory only wakes the follower early; the stat
 //! poll is what guarantees progress, so every failure here degrades to polling instead of erroring.
 
 use crate::identity::FileId;

@@ -1,4 +1,4 @@
-//! Invalid UTF-8 and oversize lines are counted and never disturb their neighbours (T7, T8).
+//! Invalid UTF-8 and oversize lines are counted and never disturb their neighbours (PROTOCOL.md §14.7, 14.8).
 
 mod common;
 

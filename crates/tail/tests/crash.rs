@@ -1,4 +1,4 @@
-//! `kill -9` (T11): a child process running the tailer is SIGKILLed mid-stream; the restarted
+//! `kill -9` (PROTOCOL.md §14.11): a child process running the tailer is SIGKILLed mid-stream; the restarted
 //! tailer must lose nothing and may repeat only what followed the last checkpoint.
 //!
 //! The child is this very test binary, re-run on the ignored `crash_child` test.

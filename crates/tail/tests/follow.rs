@@ -119,7 +119,7 @@ fn deleted_then_recreated_file_is_read_from_start() -> Res {
     let tail = spawn(fx.cfg(StartPosition::End), sink.clone())?;
     append(&fx.path, recs(0..3))?;
     sink.wait_id(2)?;
-    // The writer's last, unterminated words before deleting are still delivered (T5).
+    // The writer's last, unterminated words before deleting are still delivered (PROTOCOL.md §14.5).
     append(&fx.path, rec(3).trim_end())?;
     std::fs::remove_file(&fx.path)?;
     wait_until("missing notice", || sink.notices().contains(&TailNotice::Missing))?;

@@ -1,5 +1,5 @@
 //! However a byte stream is cut into reads, the framer yields the same lines as a one-shot split and
-//! as a naive reference model of T7.
+//! as a naive reference model of PROTOCOL.md §14.7.
 
 use ndefender_tail::{Frame, LineFramer};
 use proptest::prelude::*;
@@ -38,7 +38,7 @@ fn framed(max: usize, data: &[u8], cuts: &[usize]) -> Vec<Out> {
     out
 }
 
-/// T7 read literally: split on LF, strip one CR, oversize by content length, drop blank lines;
+/// PROTOCOL.md §14.7 read literally: split on LF, strip one CR, oversize by content length, drop blank lines;
 /// the unterminated remainder is a last line.
 fn reference(max: usize, data: &[u8]) -> Vec<Out> {
     let mut out = Vec::new();

@@ -1,4 +1,4 @@
-//! Checkpoints across graceful restarts, start positions, rotation while stopped, corrupt state (T9, T10, T11).
+//! Checkpoints across graceful restarts, start positions, rotation while stopped, corrupt state (PROTOCOL.md §14.9, 14.10, 14.11).
 
 mod common;
 
@@ -221,7 +221,7 @@ fn file_replaced_by_an_identical_copy_resumes_by_fingerprint() -> Res {
     tail.stop()?;
     drop(w);
 
-    // Restored from a copy: new inode, same bytes (the second clause of T10).
+    // Restored from a copy: new inode, same bytes (the second clause of PROTOCOL.md §14.10).
     let tmp = fx.path.with_file_name("restore.tmp");
     std::fs::copy(&fx.path, &tmp)?;
     std::fs::rename(&tmp, &fx.path)?;

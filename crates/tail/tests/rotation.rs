@@ -1,4 +1,4 @@
-//! Rename rotation, copytruncate and in-place rewrites while running (T5, T6).
+//! Rename rotation, copytruncate and in-place rewrites while running (PROTOCOL.md §14.5, 14.6).
 
 mod common;
 
@@ -18,7 +18,7 @@ fn rename_rotation_delivers_old_tail_and_new_file_in_order_none_twice() -> Res {
     let mut next = 0u64;
     let mut expected = Vec::new();
     for round in 0..3 {
-        // Lines appended right before the rename, the last one without its LF (T5: still delivered).
+        // Lines appended right before the rename, the last one without its LF (PROTOCOL.md §14.5: still delivered).
         for _ in 0..300 {
             w.write(rec(next))?;
             expected.push(next);

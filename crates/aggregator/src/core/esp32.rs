@@ -11,7 +11,7 @@ use ndefender_contract::passthrough::sanitize_passthrough;
 use ndefender_contract::Source;
 use serde_json::{Map, Value};
 
-/// Uptime is a u32 of ms; a decrease is a wrap only near the top (esp32-protocol H7).
+/// Uptime is a u32 of ms; a decrease is a wrap only near the top (PROTOCOL.md §15.7).
 const WRAP_HIGH: u64 = (1u64 << 32) - 600_000;
 const WRAP_LOW: u64 = 600_000;
 

@@ -3,7 +3,7 @@
 use ndefender_contract::time::pick_time;
 use serde_json::{Map, Value};
 
-/// Why a line was rejected before any domain logic (aggregator §3 T8, §4.1, §5.1).
+/// Why a line was rejected before any domain logic (PROTOCOL.md §14.8; aggregator §4.1, §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reject {
     /// Not JSON, or not a JSON object.
@@ -59,9 +59,9 @@ pub fn valid_kind(s: &str) -> bool {
 }
 
 /// The data a line of a type the feed does not interpret is forwarded with, "as received"
-/// minus nulls (wire §4.5), or `None` for a catalogue type (wire §8): each has a fixed shape
+/// minus nulls (PROTOCOL.md §4.5), or `None` for a catalogue type (PROTOCOL.md §8): each has a fixed shape
 /// and another producer, so forwarding one would publish an envelope that breaks its schema
-/// (wire §4) or impersonates that producer. `RF_SCAN_STATS` is a feed type itself.
+/// (PROTOCOL.md §4) or impersonates that producer. `RF_SCAN_STATS` is a feed type itself.
 pub fn passthrough_data(l: &FeedLine) -> Option<Value> {
     let k = l.kind.as_str();
     if k != ndefender_contract::events::kind::RF_SCAN_STATS && ndefender_contract::events::kind::ALL.contains(&k) {

@@ -1,6 +1,6 @@
 //! The single state owner (aggregator §1): every mutation and the events it
 //! causes are applied and published in one critical section, which is what makes
-//! hub watermarks exact (wire §7.2). Domain logic is synchronous and takes its
+//! hub watermarks exact (PROTOCOL.md §7.2). Domain logic is synchronous and takes its
 //! time from an injected [`Clock`], so TTLs and watchdogs are tested by moving a
 //! manual clock.
 

@@ -1,5 +1,5 @@
 //! One framed serial line from the panel, classified the way the link treats it
-//! (esp32-protocol H4/H5). Pure, so the fuzz targets and property tests drive exactly
+//! (PROTOCOL.md §15.4, 15.5). Pure, so the fuzz targets and property tests drive exactly
 //! the code the link runs on every line.
 
 use serde_json::{Map, Value};

@@ -1,4 +1,4 @@
-//! The serial link task (esp32-protocol H1–H8, aggregator §7): one task owns the
+//! The serial link task (PROTOCOL.md §15.1–15.8, aggregator §7): one task owns the
 //! port; it frames lines, applies them under the core lock, runs one command at a
 //! time with ack correlation and retries, probes RTT while idle, and reopens with
 //! backoff when the board goes away.
@@ -10,6 +10,7 @@ use crate::config::Esp32Config;
 use crate::core::{esp32 as state, Core};
 use ndefender_contract::events::kind;
 use ndefender_service::metrics::{CounterFamily, Histogram};
+use ndefender_service::Backoff;
 use ndefender_service::Shutdown;
 use ndefender_tail::{Frame, LineFramer};
 use std::collections::VecDeque;
@@ -164,7 +165,10 @@ impl End {
     }
 }
 
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Reopen delays 1, 2, 4, 8, 10, 10… s (PROTOCOL.md §15.6).
+fn reopen_backoff() -> Backoff {
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(10))
+}
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -177,7 +181,7 @@ async fn run(
     shutdown: Shutdown,
     roots: PortRoots,
 ) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = reopen_backoff();
     let stop = shutdown.wait();
     tokio::pin!(stop);
     let mut first = true;
@@ -236,10 +240,9 @@ async fn run(
             return;
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = &mut stop => return,
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
@@ -269,7 +272,7 @@ async fn session(
     rx: &mut mpsc::Receiver<Job>,
     connected: &AtomicBool,
     stats: &LinkStats,
-    backoff: &mut Duration,
+    backoff: &mut Backoff,
     shutdown: &Shutdown,
 ) -> End {
     let (mut rd, mut wr) = tokio::io::split(port);
@@ -334,7 +337,7 @@ async fn session(
                             core.mutate(|st| state::on_telemetry(st, &obj));
                             last_tel = Some(Instant::now());
                             connected.store(true, Ordering::Release);
-                            *backoff = Duration::from_secs(1);
+                            backoff.reset();
                         }
                         DeviceInput::CommandAck(obj) => {
                             stats.acks.fetch_add(1, Ordering::Relaxed);

@@ -1,4 +1,4 @@
-//! Serial port selection (esp32-protocol H1), re-evaluated before every open.
+//! Serial port selection (PROTOCOL.md §15.1), re-evaluated before every open.
 
 use std::path::{Path, PathBuf};
 

@@ -3,31 +3,32 @@
 #![allow(dead_code)]
 
 use futures_util::StreamExt;
-use ndefender_contract::schema::Schemas;
+use ndefender_tests::{Launch, Proc};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 pub type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-pub fn schemas() -> &'static Schemas {
-    Schemas::shared_or_abort()
+pub use ndefender_tests::schemas;
+
+/// The shared harness's errors are `Send + Sync`; these tests use plain boxed errors.
+fn h<T>(r: ndefender_tests::R<T>) -> R<T> {
+    r.map_err(|e| e as Box<dyn std::error::Error>)
 }
 
 pub fn free_port() -> R<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    h(ndefender_tests::free_port())
 }
 
+/// The aggregator as a process (the shared harness's [`Proc`]) with its test config.
 pub struct Daemon {
-    pub child: Option<Child>,
+    pub proc: Proc,
     pub dir: PathBuf,
     pub port: u16,
     pub config: PathBuf,
-    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -41,18 +42,62 @@ impl Daemon {
         self.dir.join("state")
     }
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.proc.base()
     }
     pub fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/api/v1/ws", self.port)
+        self.proc.ws("/api/v1/ws")
     }
 
     /// Writes a config into `dir` and starts the binary with `env` overrides.
     pub async fn start(dir: &Path, env: &[(&str, &str)]) -> R<Daemon> {
         let port = free_port()?;
         let config = dir.join("aggregator.toml");
-        let text = format!(
-            r#"[server]
+        std::fs::write(&config, config_text(dir, port))?;
+        let proc = Launch::new(
+            "ndefender-aggregator",
+            env!("CARGO_BIN_EXE_ndefender-aggregator"),
+            dir,
+            port,
+        )
+        .config(&config)
+        .envs(env)
+        .start()
+        .await
+        .map_err(|e| e as Box<dyn std::error::Error>)?;
+        Ok(Daemon {
+            proc,
+            dir: dir.to_owned(),
+            port,
+            config,
+        })
+    }
+
+    /// Starts the daemon again (after `terminate` or `kill9`) with the same config.
+    pub async fn spawn(&mut self) -> R {
+        h(self.proc.restart().await)
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) -> R {
+        if self.proc.pid().is_ok() {
+            h(self.proc.signal(sig))?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait; returns the exit status and how long it took.
+    pub fn terminate(&mut self) -> R<(std::process::ExitStatus, Duration)> {
+        h(self.proc.terminate_blocking(Duration::from_secs(10)))
+    }
+
+    pub fn kill9(&mut self) -> R {
+        h(self.proc.kill9())
+    }
+}
+
+/// Everything off the machine: feeds in `dir`, upstreams unreachable, ESP32 off.
+fn config_text(dir: &Path, port: u16) -> String {
+    format!(
+        r#"[server]
 bind = "127.0.0.1:{port}"
 [state]
 dir = "{state}"
@@ -69,87 +114,10 @@ base_url = "http://127.0.0.1:1"
 [tail]
 start_position = "beginning"
 "#,
-            state = dir.join("state").display(),
-            rid = dir.join("remoteid.jsonl").display(),
-            rf = dir.join("antsdr.jsonl").display(),
-        );
-        std::fs::write(&config, text)?;
-        let mut d = Daemon {
-            child: None,
-            dir: dir.to_owned(),
-            port,
-            config,
-            env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
-        };
-        d.spawn().await?;
-        Ok(d)
-    }
-
-    pub async fn spawn(&mut self) -> R {
-        let child = Command::new(env!("CARGO_BIN_EXE_ndefender-aggregator"))
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "warn")
-            .envs(self.env.iter().cloned())
-            .stdin(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let client = reqwest::Client::new();
-        loop {
-            if let Ok(r) = client.get(format!("{}/api/v1/health", self.base())).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err("aggregator did not become ready".into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub fn signal(&self, sig: nix::sys::signal::Signal) -> R {
-        if let Some(c) = &self.child {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig)?;
-        }
-        Ok(())
-    }
-
-    /// SIGTERM and wait; returns the exit status and how long it took.
-    pub fn terminate(&mut self) -> R<(std::process::ExitStatus, Duration)> {
-        let t = Instant::now();
-        self.signal(nix::sys::signal::Signal::SIGTERM)?;
-        let mut child = self.child.take().ok_or("not running")?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(s) = child.try_wait()? {
-                return Ok((s, t.elapsed()));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return Err("did not exit within 10 s of SIGTERM".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn kill9(&mut self) -> R {
-        if let Some(mut c) = self.child.take() {
-            c.kill()?;
-            c.wait()?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+        state = dir.join("state").display(),
+        rid = dir.join("remoteid.jsonl").display(),
+        rf = dir.join("antsdr.jsonl").display(),
+    )
 }
 
 pub fn append(path: &Path, lines: &[String]) -> R {

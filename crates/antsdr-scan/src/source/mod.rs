@@ -1,6 +1,7 @@
 //! IQ sources behind one trait (antsdr-scan §2): libiio AD9361 (feature `iio`), recorded
 //! files (raw cf32/ci16 and SigMF) and the seeded synthetic scene.
 
+pub mod factory;
 pub mod file;
 #[cfg(feature = "iio")]
 pub mod iio;

@@ -3,33 +3,29 @@
 
 use super::R;
 use futures_util::StreamExt;
+use ndefender_tests::{Launch, Proc};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The shared harness's errors are `Send + Sync`; these tests use plain boxed errors.
+fn h<T>(r: ndefender_tests::R<T>) -> R<T> {
+    r.map_err(|e| e as Box<dyn std::error::Error>)
+}
+
 pub fn free_port() -> R<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    h(ndefender_tests::free_port())
 }
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ndefender-antsdr-scan");
 
+/// The scanner as a process (the shared harness's [`Proc`]) with its test config.
 pub struct Daemon {
-    pub child: Option<Child>,
+    pub proc: Proc,
     pub dir: PathBuf,
     pub port: u16,
     pub config: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 impl Daemon {
@@ -37,10 +33,10 @@ impl Daemon {
         self.dir.join("logs/antsdr_scan.jsonl")
     }
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.proc.base()
     }
     pub fn ws(&self, path: &str) -> String {
-        format!("ws://127.0.0.1:{}{path}", self.port)
+        self.proc.ws(path)
     }
 
     /// A small, fast config (1024-point FFT, 1 s heartbeat) plus `extra` TOML, and `env`.
@@ -64,57 +60,27 @@ allowed_dirs = ["{dir}"]
             dir = dir.display(),
         );
         std::fs::write(&config, text)?;
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().map(|(a, b)| (a.to_string(), b.to_string())))
-            .stdin(Stdio::null())
-            .spawn()?;
-        let d = Daemon {
-            child: Some(child),
+        let proc = Launch::new("ndefender-antsdr-scan", BIN, dir, port)
+            .config(&config)
+            .envs(env)
+            .start()
+            .await
+            .map_err(|e| e as Box<dyn std::error::Error>)?;
+        Ok(Daemon {
+            proc,
             dir: dir.to_owned(),
             port,
             config,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let client = reqwest::Client::new();
-        loop {
-            if let Ok(r) = client.get(format!("{}/api/v1/health", d.base())).send().await {
-                if r.status().is_success() {
-                    return Ok(d);
-                }
-            }
-            if Instant::now() > deadline {
-                return Err("antsdr-scan did not become ready".into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
     }
 
     pub fn sigterm(&self) -> R {
-        let pid = self.child.as_ref().ok_or("no child")?.id();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )?;
-        Ok(())
+        h(self.proc.signal(nix::sys::signal::Signal::SIGTERM))
     }
 
     /// Waits for the process to exit; its code.
     pub fn wait_exit(&mut self, within: Duration) -> R<Option<i32>> {
-        let deadline = Instant::now() + within;
-        let child = self.child.as_mut().ok_or("no child")?;
-        loop {
-            if let Some(st) = child.try_wait()? {
-                self.child = None;
-                return Ok(st.code());
-            }
-            if Instant::now() > deadline {
-                return Err("did not exit in time".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Ok(h(self.proc.wait_exit_blocking(within))?.code())
     }
 
     /// JSONL lines as parsed JSON (ignoring a partial last line).

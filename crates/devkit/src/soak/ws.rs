@@ -3,7 +3,7 @@
 //!
 //! Readers connect with `?seq=1` and no filter, so every broadcast envelope carries
 //! the hub's per-process sequence number and must reach them: a jump in `seq` is a
-//! lost event, whatever its type (wire §7.6). Per-client envelopes (greeting,
+//! lost event, whatever its type (PROTOCOL.md §7.6). Per-client envelopes (greeting,
 //! resync set, replies) carry the watermark instead, i.e. a seq already seen.
 //! Aggregator readers also mark every soak RemoteID line they receive (its number is
 //! in `model`) and time it from append to receipt.
@@ -260,7 +260,7 @@ pub(crate) struct StallOutcome {
 
 /// A client that connects and never reads. Every `cycle` it looks at what became of
 /// the connection (drains what the kernel buffered, looking for the server's close
-/// frame) and connects again, as a client would after a drop (wire §7.4, §7.8).
+/// frame) and connects again, as a client would after a drop (PROTOCOL.md §7.4, §7.8).
 pub(crate) async fn run_stalled(
     url: String,
     cycle: Duration,

@@ -244,7 +244,7 @@ pub fn envelope_validator() -> Res<jsonschema::Validator> {
     Ok(jsonschema::validator_for(&schema).map_err(|e| e.to_string())?)
 }
 
-/// Validates a frame; a `seq` member is removed first, as wire §4.6 prescribes.
+/// Validates a frame; a `seq` member is removed first, as PROTOCOL.md §4.6 prescribes.
 pub fn assert_valid(v: &jsonschema::Validator, frame: &str) -> Res {
     let mut value: Value = serde_json::from_str(frame)?;
     if let Some(obj) = value.as_object_mut() {

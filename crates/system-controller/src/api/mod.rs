@@ -189,7 +189,7 @@ async fn metrics(State(api): S) -> Response {
             }
             let _ = writeln!(out, "{k} {v}");
         }
-        // The common family of wire §9, from the same counts.
+        // The common family of PROTOCOL.md §9, from the same counts.
         let _ = writeln!(out, "# TYPE ndefender_rate_limited_total counter");
         for (k, v) in m.iter() {
             if let Some(class) = k.strip_prefix("rate_limited_total{class=") {

@@ -1,8 +1,9 @@
-//! Cooldowns and per-class rate limits (system-controller §6.4 steps 7–8):
-//! sliding 60 s windows per client address. Nothing is consumed unless every
+//! Cooldowns and per-class rate limits (PROTOCOL.md §12.2, the last two gates before the
+//! backend): sliding 60 s windows per client address. Nothing is consumed unless every
 //! check passes, so a refused request never costs a token.
 
-use std::collections::{HashMap, VecDeque};
+use ndefender_service::ratelimit::SlidingWindow;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,15 +36,28 @@ pub struct Limits {
     pub per_minute: HashMap<Class, u32>,
 }
 
+/// Cooldowns by key (a unit name or `power`). The keys are unit names that passed the
+/// allow-list, so the map stays small; entries whose cooldown is over are pruned anyway.
 #[derive(Default)]
-struct Book {
-    windows: HashMap<(Class, IpAddr), VecDeque<Instant>>,
-    cooldowns: HashMap<String, Instant>,
+struct Cooldowns(HashMap<String, (Instant, Duration)>);
+
+impl Cooldowns {
+    /// Entries kept before expired ones are pruned.
+    const PRUNE_ABOVE: usize = 256;
+
+    fn insert(&mut self, key: &str, now: Instant, len: Duration) {
+        if self.0.len() >= Self::PRUNE_ABOVE {
+            self.0.retain(|_, (at, len)| now.saturating_duration_since(*at) < *len);
+        }
+        self.0.insert(key.to_owned(), (now, len));
+    }
 }
 
+/// Per-class sliding windows (the shared `SlidingWindow`, which bounds the number of client
+/// addresses it tracks and forgets idle ones) plus the per-key cooldowns.
 pub struct RateLimiter {
-    limits: Limits,
-    book: Mutex<Book>,
+    windows: HashMap<Class, SlidingWindow>,
+    cooldowns: Mutex<Cooldowns>,
 }
 
 /// A refused admission: whole seconds until a retry can succeed (≥ 1).
@@ -58,13 +72,20 @@ fn ceil_secs(d: Duration) -> u64 {
 impl RateLimiter {
     pub fn new(limits: Limits) -> Self {
         Self {
-            limits,
-            book: Mutex::new(Book::default()),
+            windows: limits
+                .per_minute
+                .iter()
+                .map(|(class, n)| (*class, SlidingWindow::new(*n as usize, WINDOW)))
+                .collect(),
+            cooldowns: Mutex::new(Cooldowns::default()),
         }
     }
 
     /// Admits one request of `class` from `client`, with an optional cooldown
-    /// (`key`, length) that must have expired. Consumes both only on success.
+    /// (`key`, length) that must have expired. Consumes both only on success: the cooldown is
+    /// checked first without consuming, the window counts the request only if it fits, and
+    /// the cooldown starts only then (all under the cooldown lock, so two requests cannot
+    /// both pass the same cooldown). A class without a configured limit is not limited.
     pub fn admit(
         &self,
         class: Class,
@@ -72,34 +93,27 @@ impl RateLimiter {
         cooldown: Option<(&str, Duration)>,
         now: Instant,
     ) -> Result<(), RetryAfter> {
-        let mut book = self.book.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cooldowns = self.cooldowns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((key, len)) = cooldown {
-            if let Some(last) = book.cooldowns.get(key) {
+            if let Some((last, _)) = cooldowns.0.get(key) {
                 let since = now.saturating_duration_since(*last);
                 if since < len {
                     return Err(RetryAfter(ceil_secs(len - since)));
                 }
             }
         }
-        let limit = self.limits.per_minute.get(&class).copied().unwrap_or(u32::MAX) as usize;
-        let window = book.windows.entry((class, client)).or_default();
-        while window
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW)
-        {
-            window.pop_front();
+        if let Some(window) = self.windows.get(&class) {
+            window.check(client, now).map_err(RetryAfter)?;
         }
-        if window.len() >= limit {
-            let oldest = window.front().copied().unwrap_or(now);
-            return Err(RetryAfter(ceil_secs(
-                WINDOW.saturating_sub(now.saturating_duration_since(oldest)),
-            )));
-        }
-        window.push_back(now);
-        if let Some((key, _)) = cooldown {
-            book.cooldowns.insert(key.to_owned(), now);
+        if let Some((key, len)) = cooldown {
+            cooldowns.insert(key, now, len);
         }
         Ok(())
+    }
+
+    /// Client addresses tracked by `class`'s window (bounded by the shared limiter).
+    pub fn tracked(&self, class: Class) -> usize {
+        self.windows.get(&class).map_or(0, SlidingWindow::tracked)
     }
 }
 
@@ -152,5 +166,17 @@ mod tests {
             assert!(l.admit(Class::Service, a, Some((&key, cd)), t0).is_ok());
         }
         assert!(l.admit(Class::Service, a, None, t0).is_err());
+    }
+
+    #[test]
+    fn client_maps_are_bounded() {
+        let l = limiter();
+        let t0 = Instant::now();
+        let n = ndefender_service::ratelimit::MAX_TRACKED as u32 + 50;
+        for i in 0..n {
+            let ip: IpAddr = std::net::Ipv4Addr::from(i).into();
+            let _ = l.admit(Class::Service, ip, None, t0 + Duration::from_millis(u64::from(i)));
+        }
+        assert_eq!(l.tracked(Class::Service), ndefender_service::ratelimit::MAX_TRACKED);
     }
 }

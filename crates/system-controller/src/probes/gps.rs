@@ -144,8 +144,8 @@ pub fn spawn(ctl: Controller, reconnect: Arc<Notify>) {
 async fn run(ctl: Controller, reconnect: Arc<Notify>) {
     let cfg = ctl.cfg().gps.clone();
     let stale = Duration::from_secs(cfg.stale_s);
-    let max = Duration::from_secs(cfg.reconnect_max_s);
-    let mut backoff = Duration::from_secs(1);
+    // Reconnect delays 1 s doubling to `gps.reconnect_max_s`.
+    let mut backoff = ndefender_service::Backoff::new(Duration::from_secs(1), Duration::from_secs(cfg.reconnect_max_s));
     let mut tracker = GpsTracker::default();
     loop {
         let conn = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&cfg.gpsd)).await;
@@ -154,10 +154,9 @@ async fn run(ctl: Controller, reconnect: Arc<Notify>) {
             _ => {
                 ctl.mutate(|st| st.probe_failed(Probe::Gps, "gpsd_unavailable"));
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                     _ = reconnect.notified() => {}
                 }
-                backoff = (backoff * 2).min(max);
                 continue;
             }
         };
@@ -165,7 +164,7 @@ async fn run(ctl: Controller, reconnect: Arc<Notify>) {
             ctl.mutate(|st| st.probe_failed(Probe::Gps, "gpsd_unavailable"));
             continue;
         }
-        backoff = Duration::from_secs(1);
+        backoff.reset();
         tracing::info!(gpsd = %cfg.gpsd, "gpsd connected");
         // A fresh connection must prove itself with a fresh TPV.
         tracker.last_tpv = None;
@@ -205,7 +204,7 @@ async fn run(ctl: Controller, reconnect: Arc<Notify>) {
         }
         tracing::warn!("gpsd connection lost");
         ctl.mutate(|st| st.probe_failed(Probe::Gps, "gpsd_unavailable"));
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(backoff.delay()).await;
     }
 }
 

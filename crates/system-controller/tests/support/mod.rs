@@ -7,7 +7,6 @@ use futures_util::{SinkExt, StreamExt};
 use ndefender_contract::schema::no_nulls_or_empty_objects;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -16,13 +15,17 @@ pub type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 pub const S5: Duration = Duration::from_secs(5);
 pub const S10: Duration = Duration::from_secs(10);
 
+// Not every test binary uses the bus helpers.
+#[allow(unused_imports)]
 pub use ndefender_tests::dbus::*;
 pub use ndefender_tests::{free_port, schemas};
+use ndefender_tests::{Launch, Proc};
 
 // ---- the controller ------------------------------------------------------------
 
+/// The controller as a process (the shared harness's [`Proc`]).
 pub struct Daemon {
-    pub child: Option<Child>,
+    pub proc: Proc,
     pub port: u16,
     pub dir: PathBuf,
     pub stderr: PathBuf,
@@ -52,36 +55,26 @@ impl Daemon {
         let port = free_port()?;
         let path = dir.join("controller.toml");
         std::fs::write(&path, config.replace("{PORT}", &port.to_string()))?;
-        let stderr = dir.join(format!("controller-{port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_ndefender-system-controller"))
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "debug,zbus=info,hyper=info")
-            .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
-            .envs(env.iter().map(|(a, b)| (a.to_string(), b.to_string())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr)?)
-            .spawn()?;
-        let d = Daemon {
-            child: Some(child),
+        let mut launch = Launch::new(
+            "ndefender-system-controller",
+            env!("CARGO_BIN_EXE_ndefender-system-controller"),
+            dir,
+            port,
+        )
+        .config(&path)
+        .envs(&[("RUST_LOG", "debug,zbus=info,hyper=info")])
+        .envs(env);
+        launch.env_remove.push("DBUS_SYSTEM_BUS_ADDRESS".into());
+        launch.log = dir.join(format!("controller-{port}.log"));
+        launch.ready_within = Duration::from_secs(20);
+        let stderr = launch.log.clone();
+        let proc = launch.start().await?;
+        Ok(Daemon {
+            proc,
             port,
             dir: dir.to_owned(),
             stderr,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let client = reqwest::Client::new();
-        loop {
-            if let Ok(r) = client.get(format!("{}/api/v1/health", d.base())).send().await {
-                if r.status().is_success() {
-                    return Ok(d);
-                }
-            }
-            if Instant::now() > deadline {
-                return Err("controller did not become ready".into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
     }
 
     pub fn base(&self) -> String {
@@ -97,23 +90,7 @@ impl Daemon {
 
     /// SIGTERM and wait; returns the exit status and how long it took.
     pub fn terminate(&mut self) -> R<(std::process::ExitStatus, Duration)> {
-        let t = Instant::now();
-        let mut child = self.child.take().ok_or("not running")?;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )?;
-        let deadline = Instant::now() + S10;
-        loop {
-            if let Some(s) = child.try_wait()? {
-                return Ok((s, t.elapsed()));
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return Err("did not exit within 10 s of SIGTERM".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.proc.terminate_blocking(S10)
     }
 
     pub async fn get(&self, path: &str) -> R<(u16, Value)> {
@@ -137,12 +114,6 @@ impl Daemon {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        kill(&mut self.child);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Audio (system-controller §3.7): the ALSA mixer on one dedicated thread,
 //! the cpal output device, and the alert beep on its own thread. The hardware
-//! sits behind [`Mixer`] and [`ToneOutput`] so tests use fakes.
+//! sits behind [`Mixer`] and [`ToneOutput`]: `alsa_mixer.rs` and `tone.rs` are the real
+//! ones, `fakes.rs` the in-memory ones tests and demos use.
 
 use crate::health::Probe;
 use crate::state::Controller;
@@ -9,6 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+mod alsa_mixer;
+mod fakes;
+mod tone;
+pub(crate) use alsa_mixer::alsa_quiet;
+pub use alsa_mixer::AlsaMixer;
+pub use fakes::{FakeMixer, FakeMixerState, FakeTone};
+pub use tone::CpalTone;
 
 /// Raw access to one playback element.
 pub trait Mixer {
@@ -380,262 +389,6 @@ fn mixer_thread(
             // Forces a read on the next round.
             last_poll = None;
         }
-    }
-}
-
-// ---- ALSA and cpal ------------------------------------------------------------
-
-/// Runs `f` with alsa-lib's diagnostics for this thread captured instead of printed:
-/// without a sound card, every mixer open and device lookup would write a dozen
-/// "ALSA lib confmisc.c…" lines to stderr (the journal, or the demo's terminal). What
-/// `f` failed with is reported by its result; the text goes to the debug log.
-fn alsa_quiet<T>(what: &str, f: impl FnOnce() -> T) -> T {
-    let buffer = alsa::Output::local_error_handler().ok();
-    let r = f();
-    if let Some(buffer) = buffer {
-        if let Ok(out) = buffer.try_borrow() {
-            let text = out.to_string();
-            if !text.trim().is_empty() {
-                tracing::debug!(alsa = %text.trim_end(), "{what}: alsa-lib diagnostics");
-            }
-        }
-    }
-    r
-}
-
-/// The ALSA simple element `control` of `card` (else `hw:0`, else the first
-/// element with playback volume).
-pub struct AlsaMixer {
-    mixer: alsa::mixer::Mixer,
-    id: alsa::mixer::SelemId,
-    range: (i64, i64),
-}
-
-impl AlsaMixer {
-    pub fn open(card: &str, control: &str) -> Result<AlsaMixer, String> {
-        alsa_quiet("mixer open", || Self::open_inner(card, control))
-    }
-
-    fn open_inner(card: &str, control: &str) -> Result<AlsaMixer, String> {
-        let mixer = alsa::mixer::Mixer::new(card, true)
-            .or_else(|_| alsa::mixer::Mixer::new("hw:0", true))
-            .map_err(|e| e.to_string())?;
-        let wanted = alsa::mixer::SelemId::new(control, 0);
-        let id = match mixer.find_selem(&wanted).filter(|s| s.has_playback_volume()) {
-            Some(_) => wanted,
-            None => mixer
-                .iter()
-                .filter_map(alsa::mixer::Selem::new)
-                .find(|s| s.has_playback_volume())
-                .map(|s| s.get_id())
-                .ok_or("no playback volume control")?,
-        };
-        let range = mixer
-            .find_selem(&id)
-            .map(|s| s.get_playback_volume_range())
-            .ok_or("control vanished")?;
-        Ok(AlsaMixer { mixer, id, range })
-    }
-
-    fn selem(&self) -> Result<alsa::mixer::Selem<'_>, String> {
-        self.mixer
-            .find_selem(&self.id)
-            .ok_or_else(|| "control vanished".to_owned())
-    }
-}
-
-impl Mixer for AlsaMixer {
-    fn range(&self) -> (i64, i64) {
-        self.range
-    }
-    fn get_raw(&mut self) -> Result<i64, String> {
-        self.selem()?
-            .get_playback_volume(alsa::mixer::SelemChannelId::mono())
-            .map_err(|e| e.to_string())
-    }
-    fn set_raw_all(&mut self, v: i64) -> Result<(), String> {
-        self.selem()?.set_playback_volume_all(v).map_err(|e| e.to_string())
-    }
-    fn switch(&mut self) -> Result<Option<bool>, String> {
-        let s = self.selem()?;
-        if !s.has_playback_switch() {
-            return Ok(None);
-        }
-        s.get_playback_switch(alsa::mixer::SelemChannelId::mono())
-            .map(|v| Some(v != 0))
-            .map_err(|e| e.to_string())
-    }
-    fn set_switch(&mut self, on: bool) -> Result<(), String> {
-        self.selem()?
-            .set_playback_switch_all(i32::from(on))
-            .map_err(|e| e.to_string())
-    }
-    fn wait_events(&mut self, timeout: Duration) -> bool {
-        let ms = timeout.as_millis().min(u32::MAX as u128) as u32;
-        if self.mixer.wait(Some(ms)).is_err() {
-            return false;
-        }
-        self.mixer.handle_events().map(|n| n > 0).unwrap_or(false)
-    }
-}
-
-/// The cpal default host's output: the device whose name contains `name`, or the default.
-pub struct CpalTone {
-    pub name: String,
-}
-
-impl CpalTone {
-    fn device(&self) -> Option<cpal::Device> {
-        alsa_quiet("output device lookup", || self.device_inner())
-    }
-
-    fn device_inner(&self) -> Option<cpal::Device> {
-        use cpal::traits::{DeviceTrait, HostTrait};
-        let host = cpal::default_host();
-        if self.name.is_empty() {
-            return host.default_output_device();
-        }
-        host.output_devices()
-            .ok()?
-            .find(|d| d.description().is_ok_and(|x| x.name().contains(self.name.as_str())))
-    }
-
-    fn stream(&self, tone: Tone) -> Result<cpal::Stream, String> {
-        use cpal::traits::{DeviceTrait, StreamTrait};
-        let dev = self.device().ok_or("no_output_device")?;
-        let sup = dev.default_output_config().map_err(|e| e.to_string())?;
-        let cfg = sup.config();
-        let stream = match sup.sample_format() {
-            cpal::SampleFormat::F32 => build::<f32>(&dev, cfg, tone),
-            cpal::SampleFormat::I16 => build::<i16>(&dev, cfg, tone),
-            cpal::SampleFormat::U16 => build::<u16>(&dev, cfg, tone),
-            other => Err(format!("unsupported sample format {other:?}")),
-        }?;
-        stream.play().map_err(|e| e.to_string())?;
-        Ok(stream)
-    }
-}
-
-fn build<T>(dev: &cpal::Device, cfg: cpal::StreamConfig, tone: Tone) -> Result<cpal::Stream, String>
-where
-    T: cpal::SizedSample + cpal::FromSample<f32>,
-{
-    use cpal::traits::DeviceTrait;
-    let channels = usize::from(cfg.channels.max(1));
-    let rate = cfg.sample_rate;
-    let mut i: u64 = 0;
-    dev.build_output_stream::<T, _, _>(
-        cfg,
-        move |data: &mut [T], _| {
-            for frame in data.chunks_mut(channels) {
-                let v = T::from_sample(tone.sample(i, rate));
-                frame.iter_mut().for_each(|s| *s = v);
-                i += 1;
-            }
-        },
-        |e| tracing::warn!(error = %e, "beep stream error"),
-        None,
-    )
-    .map_err(|e| e.to_string())
-}
-
-impl ToneOutput for CpalTone {
-    /// A device that cannot name a default config (ALSA's "default" PCM with no
-    /// card behind it) cannot play anything: not present.
-    fn present(&self) -> bool {
-        use cpal::traits::DeviceTrait;
-        self.device().is_some_and(|d| d.default_output_config().is_ok())
-    }
-    fn play(&self, tone: Tone, started: mpsc::Sender<Result<(), String>>) {
-        match self.stream(tone) {
-            Ok(stream) => {
-                let _ = started.send(Ok(()));
-                std::thread::sleep(tone.total() + Duration::from_millis(100));
-                drop(stream);
-            }
-            Err(e) => {
-                let _ = started.send(Err(e));
-            }
-        }
-    }
-}
-
-// ---- fakes ---------------------------------------------------------------------
-
-/// A mixer element in memory, for tests and demos.
-#[derive(Clone)]
-pub struct FakeMixer {
-    pub range: (i64, i64),
-    pub state: Arc<Mutex<FakeMixerState>>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct FakeMixerState {
-    pub raw: i64,
-    /// None: no playback switch.
-    pub switch: Option<bool>,
-    /// Every raw value written.
-    pub writes: Vec<i64>,
-}
-
-impl FakeMixer {
-    pub fn new(min: i64, max: i64, raw: i64, switch: Option<bool>) -> Self {
-        Self {
-            range: (min, max),
-            state: Arc::new(Mutex::new(FakeMixerState {
-                raw,
-                switch,
-                writes: Vec::new(),
-            })),
-        }
-    }
-}
-
-impl Mixer for FakeMixer {
-    fn range(&self) -> (i64, i64) {
-        self.range
-    }
-    fn get_raw(&mut self) -> Result<i64, String> {
-        self.state.lock().map(|s| s.raw).map_err(|e| e.to_string())
-    }
-    fn set_raw_all(&mut self, v: i64) -> Result<(), String> {
-        let mut s = self.state.lock().map_err(|e| e.to_string())?;
-        s.raw = v;
-        s.writes.push(v);
-        Ok(())
-    }
-    fn switch(&mut self) -> Result<Option<bool>, String> {
-        self.state.lock().map(|s| s.switch).map_err(|e| e.to_string())
-    }
-    fn set_switch(&mut self, on: bool) -> Result<(), String> {
-        let mut s = self.state.lock().map_err(|e| e.to_string())?;
-        s.switch = Some(on);
-        Ok(())
-    }
-}
-
-/// An output device in memory: records tones and plays them by sleeping.
-#[derive(Clone, Default)]
-pub struct FakeTone {
-    pub present: Arc<AtomicBool>,
-    pub fail: Arc<AtomicBool>,
-    pub played: Arc<Mutex<Vec<Tone>>>,
-}
-
-impl ToneOutput for FakeTone {
-    fn present(&self) -> bool {
-        self.present.load(Ordering::Acquire)
-    }
-    fn play(&self, tone: Tone, started: mpsc::Sender<Result<(), String>>) {
-        if self.fail.load(Ordering::Acquire) {
-            let _ = started.send(Err("stream failed".into()));
-            return;
-        }
-        if let Ok(mut p) = self.played.lock() {
-            p.push(tone);
-        }
-        let _ = started.send(Ok(()));
-        std::thread::sleep(tone.total());
     }
 }
 
