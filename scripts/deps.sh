@@ -11,6 +11,7 @@ NDEFENDER_DEBS=(
   dbus             # private dbus-daemon for the system-controller tests
   python3-dbusmock # D-Bus service mocks (belongs to /usr/bin/python3)
   gpsd gpsd-clients
+  logrotate lintian curl file   # the Debian package tests (scripts/package-test.sh); pi.sh installs its own
 )
 
 ensure_debian_packages() {
