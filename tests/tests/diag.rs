@@ -39,6 +39,12 @@ async fn a_bundle_from_the_demo_stack_has_every_part_and_no_secret() -> R {
         Ok((code == 200 && v["contacts"].as_array().is_some_and(|a| !a.is_empty())).then_some(()))
     })
     .await?;
+    let url = format!("{}?api_key={AGG_KEY}", s.aggregator.url("/api/v1/esp32"));
+    eventually(Duration::from_secs(30), "the ESP32 link up", || async {
+        let (code, v) = get_json(&url).await?;
+        Ok((code == 200 && v["connected"] == true).then_some(()))
+    })
+    .await?;
     let state = s.state_dir.clone();
     eventually(Duration::from_secs(20), "tail checkpoints", || async {
         Ok(state.join("tail-antsdr.json").exists().then_some(()))

@@ -156,7 +156,7 @@ impl Daemon {
     }
 
     /// The `[server]` or `[api]` table holding `bind`.
-    fn server<'a>(v: &'a toml::Value) -> Option<&'a toml::Table> {
+    fn server(v: &toml::Value) -> Option<&toml::Table> {
         ["server", "api"]
             .iter()
             .filter_map(|s| v.get(s).and_then(toml::Value::as_table))
@@ -413,6 +413,8 @@ fn checkpoints(b: &mut Bundle, dir: &Path) {
     }
 }
 
+// The counts are 32-bit on 32-bit targets (armhf), 64-bit elsewhere.
+#[allow(clippy::unnecessary_cast)]
 fn statvfs_line(path: &Path) -> String {
     match nix::sys::statvfs::statvfs(path) {
         Ok(s) => {
