@@ -72,7 +72,10 @@ async fn a_bundle_from_the_demo_stack_has_every_part_and_no_secret() -> R {
     )?;
     std::fs::write(
         conf.join("system-controller.toml"),
-        format!("[server]\nbind = \"127.0.0.1:{}\"\napi_key = \"{CTL_KEY}\"\n", s.controller.port),
+        format!(
+            "[server]\nbind = \"127.0.0.1:{}\"\napi_key = \"{CTL_KEY}\"\n",
+            s.controller.port
+        ),
     )?;
     std::fs::write(
         conf.join("antsdr-scan.toml"),
@@ -82,10 +85,7 @@ async fn a_bundle_from_the_demo_stack_has_every_part_and_no_secret() -> R {
         ),
     )?;
 
-    let bin_dir = bin("ndefender-aggregator")?
-        .parent()
-        .ok_or("no bin dir")?
-        .to_path_buf();
+    let bin_dir = bin("ndefender-aggregator")?.parent().ok_or("no bin dir")?.to_path_buf();
     let out = s.dir.path().join("bundle.tar.gz");
     let o = ndefender_diag::Options {
         out: out.clone(),
@@ -100,7 +100,12 @@ async fn a_bundle_from_the_demo_stack_has_every_part_and_no_secret() -> R {
 
     let x = s.dir.path().join("x");
     std::fs::create_dir_all(&x)?;
-    let st = std::process::Command::new("tar").arg("-xzf").arg(&out).arg("-C").arg(&x).status()?;
+    let st = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&x)
+        .status()?;
     assert!(st.success(), "tar: {st}");
     let root = x.join("b");
     let read = |p: &str| std::fs::read_to_string(root.join(p));
@@ -120,14 +125,21 @@ async fn a_bundle_from_the_demo_stack_has_every_part_and_no_secret() -> R {
     }
     let esp: serde_json::Value = serde_json::from_str(&read("daemons/aggregator/esp32.json")?)?;
     assert_eq!(esp["connected"], true, "ESP32 link: {esp}");
-    assert!(read("daemons/aggregator/metrics.txt")?.contains("esp32"), "ESP32 link counters");
+    assert!(
+        read("daemons/aggregator/metrics.txt")?.contains("esp32"),
+        "ESP32 link counters"
+    );
     for feed in [&s.rid_path, &s.rf_path] {
         let name = format!(
             "feeds/{}.tail",
             feed.display().to_string().trim_start_matches('/').replace('/', "_")
         );
         let t = read(&name)?;
-        assert!(!t.is_empty() && t.lines().count() <= 50, "{name}: {} lines", t.lines().count());
+        assert!(
+            !t.is_empty() && t.lines().count() <= 50,
+            "{name}: {} lines",
+            t.lines().count()
+        );
     }
     for cp in ["tail-remoteid.json", "tail-antsdr.json"] {
         let v: serde_json::Value = serde_json::from_str(&read(&format!("checkpoints/{cp}"))?)?;
@@ -141,7 +153,10 @@ async fn a_bundle_from_the_demo_stack_has_every_part_and_no_secret() -> R {
     println!("MANIFEST\n{manifest}\nfailures\n{failures}");
     // The daemons all answered: what failed is only what this machine lacks (no journal).
     for line in failures.lines().filter(|l| !l.starts_with('#')) {
-        assert!(line.starts_with("journal/") || line.starts_with("system/model"), "unexpected failure: {line}");
+        assert!(
+            line.starts_with("journal/") || line.starts_with("system/model"),
+            "unexpected failure: {line}"
+        );
     }
 
     // No secret anywhere in the bundle.
