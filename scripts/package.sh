@@ -37,6 +37,8 @@ case "$ARCH" in
   armhf) BIN_DIR="$ROOT/target/debian-cross/armv7-unknown-linux-gnueabihf/release" STRIP=arm-linux-gnueabihf-strip ;;
   *) echo "unsupported architecture $ARCH" >&2; exit 2 ;;
 esac
+# Another build's binaries (e.g. a debug build while trying the packaging).
+BIN_DIR=${NDEFENDER_DEB_BIN_DIR:-$BIN_DIR}
 
 # The binaries: every bin target of the workspace's packages but the development tools and the
 # test harness (the same exclusions as scripts/pi.sh), so daemons added later are packaged too.
@@ -70,7 +72,7 @@ STAGE="$OUT/stage-$ARCH"
 rm -rf "$STAGE"
 mkdir -p "$STAGE/DEBIAN" "$STAGE/usr/bin" "$STAGE/lib/systemd/system" "$STAGE/lib/udev/rules.d" \
   "$STAGE/usr/share/polkit-1/rules.d" "$STAGE/etc/ndefender" "$STAGE/etc/logrotate.d" \
-  "$STAGE/usr/lib/systemd/journald.conf.d" "$STAGE/usr/share/doc/$PKG"
+  "$STAGE/usr/lib/systemd/journald.conf.d" "$STAGE/usr/share/doc/$PKG" "$STAGE/usr/share/lintian/overrides"
 
 for b in "${BINS[@]}"; do
   install -m 0755 "$BIN_DIR/$b" "$STAGE/usr/bin/$b"
@@ -86,6 +88,7 @@ install -m 0644 systemd/99-ndefender-esp32.rules "$STAGE/lib/udev/rules.d/"
 install -m 0644 systemd/50-ndefender.rules "$STAGE/usr/share/polkit-1/rules.d/"
 install -m 0644 systemd/ndefender.logrotate "$STAGE/etc/logrotate.d/ndefender"
 install -m 0644 systemd/journald-ndefender.conf "$STAGE/usr/lib/systemd/journald.conf.d/60-ndefender.conf"
+install -m 0644 packaging/lintian-overrides "$STAGE/usr/share/lintian/overrides/$PKG"
 install -D -m 0644 systemd/ndefender-modules.conf "$STAGE/usr/lib/modules-load.d/ndefender.conf"
 for c in config/*.toml; do install -m 0644 "$c" "$STAGE/etc/ndefender/"; done
 install -m 0644 README.md ARCHITECTURE.md "$STAGE/usr/share/doc/$PKG/"
@@ -161,7 +164,7 @@ Architecture: $ARCH
 Maintainer: ndefender maintainers <ndefender@example.invalid>
 Installed-Size: $SIZE
 Depends: adduser, $SHLIBS
-Recommends: logrotate, polkitd | policykit-1
+Recommends: logrotate, polkitd
 Suggests: gpsd, network-manager, bluez
 Section: net
 Priority: optional
@@ -177,5 +180,5 @@ EOF
 
 mkdir -p "$OUT"
 DEB="$OUT/${PKG}_${VERSION}_${ARCH}.deb"
-dpkg-deb --root-owner-group -Zxz --build "$STAGE" "$DEB" >/dev/null
+dpkg-deb --root-owner-group -Zgzip --build "$STAGE" "$DEB" >/dev/null
 echo "$DEB"
