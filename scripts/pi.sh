@@ -9,6 +9,7 @@
 #
 #   bash scripts/pi.sh            # install what is missing, build, run under qemu
 #   bash scripts/pi.sh build      # only the cross build (scripts/package.sh uses it)
+#   bash scripts/pi.sh package    # the target's .deb from that build, its daemons run under qemu
 #   PI_ARCH=armhf bash scripts/pi.sh   # 32-bit Raspberry Pi OS (armv7, cortex-a7 under qemu)
 #
 # The rustup toolchain stays the default for everything else: Debian's cargo is called by its
@@ -125,14 +126,33 @@ pi_run() {
   echo "== $PI_ARCH under qemu: $((SECONDS - t0)) s"
 }
 
+# The target's package (scripts/package.sh) as installed on a Pi: its daemons, from the .deb's
+# own tree, load their shipped configs under qemu.
+pi_package() {
+  local deb
+  deb=$(NDEFENDER_DEB_NOBUILD=1 bash scripts/package.sh "$PI_ARCH" | tail -1)
+  local tree
+  tree=$(mktemp -d)
+  dpkg-deb -x "$deb" "$tree"
+  for d in "${PI_DAEMONS[@]}"; do
+    local name=${d#ndefender-}
+    [ -x "$tree/usr/bin/$d" ] || continue
+    $(pi_qemu) "$tree/usr/bin/$d" --config "$tree/etc/ndefender/$name.toml" --check-config >/dev/null
+    echo "   $(basename "$deb"): $d --check-config with its shipped config: ok"
+  done
+  $(pi_qemu) "$tree/usr/bin/ndefender-diag" --version
+  rm -rf "$tree"
+}
+
 main() {
   local t0=$SECONDS
   pi_ensure_packages
   case "${1:-all}" in
     build) pi_build ;;
     run) pi_run ;;
+    package) pi_package ;;
     all) pi_build; pi_run ;;
-    *) echo "usage: pi.sh [build|run|all]" >&2; exit 2 ;;
+    *) echo "usage: pi.sh [build|run|package|all]" >&2; exit 2 ;;
   esac
   echo "== pi.sh $PI_ARCH ${1:-all}: $((SECONDS - t0)) s"
 }

@@ -18,5 +18,5 @@ echo "== arm64: Debian's Rust cross-builds the daemons, qemu runs them (scripts/
 bash scripts/pi.sh
 echo "== the Debian package: install, files, users, units, purge, upgrade (scripts/package-test.sh)"
 bash scripts/package-test.sh
-echo "== the arm64 package from the binaries pi.sh built"
-NDEFENDER_DEB_NOBUILD=1 bash scripts/package.sh arm64
+echo "== the arm64 package from the binaries pi.sh built, its daemons under qemu"
+bash scripts/pi.sh package
