@@ -133,6 +133,12 @@ pi_package() {
   deb=$(NDEFENDER_DEB_NOBUILD=1 bash scripts/package.sh "$PI_ARCH" | tail -1)
   local tree
   tree=$(mktemp -d)
+  # lintian as an unprivileged user (as root it refuses to pass), as package-test.sh does.
+  cp "$deb" "$tree.deb" && chmod 0644 "$tree.deb"
+  env HOME=/tmp setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    lintian -I --pedantic --fail-on error,warning "$tree.deb"
+  echo "   $(basename "$deb"): lintian clean"
+  rm -f "$tree.deb"
   dpkg-deb -x "$deb" "$tree"
   for d in "${PI_DAEMONS[@]}"; do
     local name=${d#ndefender-}
