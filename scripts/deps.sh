@@ -12,6 +12,7 @@ NDEFENDER_DEBS=(
   python3-dbusmock # D-Bus service mocks (belongs to /usr/bin/python3)
   gpsd gpsd-clients
   libpcap-dev      # RemoteID engine: live Wi-Fi monitor capture (pcap crate)
+  logrotate lintian curl file   # the Debian package tests (scripts/package-test.sh); pi.sh installs its own
 )
 
 ensure_debian_packages() {

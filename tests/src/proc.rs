@@ -8,14 +8,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// A workspace binary next to the running test executable (`target/<profile>/<name>`).
+/// Where the daemons come from instead of the test's own build: a directory of
+/// (possibly foreign-architecture) binaries, e.g. the arm64 build of scripts/pi.sh.
+pub const BIN_DIR_ENV: &str = "NDEFENDER_BIN_DIR";
+/// A command line every daemon is started through, split on spaces, e.g.
+/// `qemu-aarch64-static -cpu cortex-a72 -L /` to run arm64 binaries here.
+pub const LAUNCHER_ENV: &str = "NDEFENDER_BIN_LAUNCHER";
+
+/// A workspace binary: in `$NDEFENDER_BIN_DIR` when set, else next to the running test
+/// executable (`target/<profile>/<name>`).
 pub fn bin(name: &str) -> R<PathBuf> {
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
-    let dir = exe
+    let own = exe
         .parent()
         .and_then(Path::parent)
         .ok_or("test executable has no target directory")?;
+    let chosen = std::env::var_os(BIN_DIR_ENV).map(PathBuf::from);
+    let dir = chosen.as_deref().unwrap_or(own);
     let p = dir.join(name);
     if p.exists() {
         Ok(p)
@@ -92,6 +102,21 @@ impl Launch {
     }
 }
 
+/// `program` run directly, or through `$NDEFENDER_BIN_LAUNCHER` when set (the launcher is
+/// then the process that gets the signals; qemu-user forwards them to its guest).
+pub fn launcher_command(program: &Path) -> Command {
+    let launcher = std::env::var(LAUNCHER_ENV).unwrap_or_default();
+    let mut words = launcher.split_whitespace();
+    match words.next() {
+        Some(first) => {
+            let mut c = Command::new(first);
+            c.args(words).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 /// One daemon process. Killed on drop if still running.
 pub struct Proc {
     pub name: &'static str,
@@ -126,7 +151,7 @@ impl Proc {
         }
         let l = &self.launch;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&l.log)?;
-        let mut cmd = Command::new(&l.program);
+        let mut cmd = launcher_command(&l.program);
         cmd.args(&l.args).env("RUST_LOG", "warn");
         for k in &l.env_remove {
             cmd.env_remove(k);
