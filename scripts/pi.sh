@@ -85,7 +85,9 @@ pi_env() {
 
 PI_BIN_DIR="$ROOT/target/debian-cross/$TRIPLE/release"
 
-pi_build() {
+# A subshell: the cross environment (RUSTC, CARGO_TARGET_DIR, ...) must not reach the host
+# cargo that runs the stack test afterwards.
+pi_build() (
   pi_env
   local ex=()
   for e in "${PI_EXCLUDE[@]}"; do ex+=(--exclude "$e"); done
@@ -94,7 +96,7 @@ pi_build() {
   /usr/bin/cargo build --release --locked --target "$TRIPLE" --workspace "${ex[@]}" --bins \
     --features "$(IFS=,; echo "${PI_FEATURES[*]}")"
   echo "== $PI_ARCH build: $((SECONDS - t0)) s"
-}
+)
 
 pi_qemu() {
   echo "$QEMU -cpu $CPU -L /"

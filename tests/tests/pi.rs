@@ -109,7 +109,12 @@ async fn the_arm64_stack_under_qemu() -> R {
     let (_, st) = get_json(&url).await?;
     println!("arm64 aggregator, esp32 section: {}", st["esp32"]);
 
-    // Clean SIGTERM exits (status 0), clients told 1001.
+    // Clean SIGTERM exits (status 0), clients told 1001. Fresh clients: the first ones were not
+    // read while the status was awaited, and a client that stops reading is closed with 1008.
+    drop(agg);
+    drop(scan);
+    let mut agg = Ws::connect(&s.aggregator.ws("/api/v1/ws")).await?;
+    let mut scan = Ws::connect(&s.scanner.ws("/api/v1/events")).await?;
     s.stop_simulator().await;
     for p in [&mut s.scanner, &mut s.controller, &mut s.aggregator] {
         let (st, took) = p.terminate(Duration::from_secs(30)).await?;
