@@ -11,6 +11,7 @@ NDEFENDER_DEBS=(
   dbus             # private dbus-daemon for the system-controller tests
   python3-dbusmock # D-Bus service mocks (belongs to /usr/bin/python3)
   gpsd gpsd-clients
+  chromium chromium-driver  # the dashboard's browser tests (issue 14): headless chromium over WebDriver
 )
 
 ensure_debian_packages() {

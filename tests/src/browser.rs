@@ -51,6 +51,11 @@ impl Browser {
     /// Starts chromedriver on a free port and a headless chromium with a viewport of
     /// `width`×`height`.
     pub async fn start(width: u32, height: u32) -> R<Browser> {
+        Self::start_with(width, height, &[]).await
+    }
+
+    /// [`start`](Self::start) with extra chromium flags.
+    pub async fn start_with(width: u32, height: u32, extra: &[&str]) -> R<Browser> {
         available()?;
         let port = free_port()?;
         use std::os::unix::process::CommandExt as _;
@@ -78,6 +83,7 @@ impl Browser {
         let mut args: Vec<String> = FLAGS.iter().map(|s| (*s).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         args.push(format!("--window-size={width},{height}"));
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));

@@ -269,3 +269,99 @@ async fn a_viewer_cannot_command() -> R {
     r?;
     closed
 }
+
+/// The benchmark of docs/BENCHMARKS.md (not a timed test: it asserts nothing about
+/// speed): the page under `ndefender-loadgen soak` with 500 RemoteID contacts at 100
+/// lines/s, for NDEFENDER_DASHBOARD_BENCH_S seconds (300). Prints long tasks (p50, p95,
+/// max, count), events the page lost (seq holes) or had resynced, and the JS heap after
+/// a forced GC at the start and at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: 5 minutes; see docs/BENCHMARKS.md"]
+async fn dashboard_under_load() -> R {
+    use std::io::BufRead as _;
+    if !browser_or_skip()? {
+        return Ok(());
+    }
+    let secs: u64 = std::env::var("NDEFENDER_DASHBOARD_BENCH_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    // Load for the measured time plus the page's warm-up.
+    let mut load = std::process::Command::new(ndefender_tests::bin("ndefender-loadgen")?)
+        .args(["soak", "--seconds", &(secs + 40).to_string()])
+        .args(["--rid-rate", "100", "--rid-drones", "500"])
+        .args(["--clients", "1", "--stalled", "0", "--cmd-interval-ms", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = load.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let r = async {
+        let url = loop {
+            let line = rx.recv_timeout(Duration::from_secs(60))?;
+            if let Some(u) = line.strip_prefix("aggregator ") {
+                break u.trim().to_owned();
+            }
+        };
+        let b = Browser::start_with(1024, 600, &["--enable-precise-memory-info", "--js-flags=--expose-gc"]).await?;
+        let res = async {
+            b.set_viewport(1024, 600).await?;
+            b.client.goto(&url).await?;
+            b.until(MIN, "live", "document.getElementById('conn').textContent === 'LIVE'").await?;
+            b.eval(
+                "(window.__lt = [], new PerformanceObserver(l => { for (const e of l.getEntries()) window.__lt.push(e.duration); }).observe({type: 'longtask', buffered: false}), true)",
+            )
+            .await?;
+            // Warm-up: the 500 contacts appear.
+            b.until(MIN, "500 contacts", "ndf.st.contacts.size >= 500").await?;
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            let heap0 = b.eval("(gc(), performance.memory.usedJSHeapSize)").await?;
+            let ev0 = b.eval("ndf.st.events").await?;
+            b.eval("(window.__lt = [], true)").await?;
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            let heap1 = b.eval("(gc(), performance.memory.usedJSHeapSize)").await?;
+            let v = b
+                .eval("({lt: window.__lt, events: ndf.st.events, gaps: ndf.st.gaps, jumps: ndf.st.jumps, resyncs: ndf.st.resyncs, contacts: ndf.st.contacts.size, conn: document.getElementById('conn').textContent})")
+                .await?;
+            b.screenshot(&browser::shots_dir().join("dashboard-under-load.png")).await?;
+            let mut lt: Vec<f64> = v["lt"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+            lt.sort_by(f64::total_cmp);
+            let pct = |p: f64| ndefender_devkit::stack::percentile(&lt, p);
+            let events = v["events"].as_u64().unwrap_or(0) - ev0.as_u64().unwrap_or(0);
+            let (h0, h1) = (heap0.as_f64().unwrap_or(0.0) / 1e6, heap1.as_f64().unwrap_or(0.0) / 1e6);
+            println!("| measured | {secs} s after a 20 s warm-up |");
+            println!("| events received by the page | {events} ({:.0}/s) |", events as f64 / secs as f64);
+            println!("| contacts shown at the end | {} |", v["contacts"]);
+            println!("| events lost (seq holes) | {} |", v["gaps"]);
+            println!("| hub resyncs / snapshot re-fetches | {} / {} |", v["jumps"], v["resyncs"]);
+            println!(
+                "| long tasks (> 50 ms) | {} in {secs} s; p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms |",
+                lt.len(),
+                pct(50.0),
+                pct(95.0),
+                lt.last().copied().unwrap_or(f64::NAN)
+            );
+            println!("| JS heap after GC | {h0:.1} MB → {h1:.1} MB ({:+.1} MB) |", h1 - h0);
+            println!("| connection at the end | {} |", v["conn"]);
+            R::Ok(())
+        }
+        .await;
+        let closed = b.close().await;
+        res?;
+        closed
+    }
+    .await;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(load.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = load.wait();
+    r
+}

@@ -160,6 +160,7 @@
     lastMsg: 0,
     connected: false,
     resyncs: 0,
+    jumps: 0,
     gaps: 0,
     events: 0,
     selected: null,
@@ -235,6 +236,9 @@
         st.gaps += env.seq - st.lastSeq - 1;
         refetchSnapshot();
       }
+      // A SYSTEM_UPDATE past a hole is the hub's resync set (this client fell behind and
+      // its queue was dropped) or a greeting after an unusable since: counted, not lost.
+      if (st.lastSeq && env.seq > st.lastSeq + 1 && env.type === "SYSTEM_UPDATE") st.jumps++;
       if (env.seq > st.lastSeq) st.lastSeq = env.seq;
     }
     const d = env.data || {};
@@ -499,6 +503,8 @@
     return p.join(" · ");
   }
   function renderList(now) {
+    // A hidden panel costs nothing but its count; showTab redraws it when it opens.
+    if ($("tab-contacts").hidden) { $("n-contacts").textContent = String(st.contacts.size); return; }
     const o = origin();
     const list = sorted();
     let html = "";
@@ -587,6 +593,10 @@
       if (!bands.has(b)) bands.set(b, []);
       bands.get(b).push(c);
     }
+    let n = 0;
+    for (const list of bands.values()) n += list.length;
+    $("n-rf").textContent = String(n);
+    if ($("tab-rf").hidden) return;
     let html = "";
     for (const b of Array.from(bands.keys()).sort()) {
       const cs = bands.get(b).sort((x, y) => (x.freq_hz || 0) - (y.freq_hz || 0));
@@ -600,9 +610,6 @@
       html += "</div>";
     }
     $("bands").innerHTML = html || '<p class="muted">No RF contacts.</p>';
-    let n = 0;
-    for (const list of bands.values()) n += list.length;
-    $("n-rf").textContent = String(n);
   }
 
   // ---- kit panel ---------------------------------------------------------------
@@ -850,7 +857,13 @@
       }
       ctx.save();
       ctx.translate(x, y);
-      ctx.rotate(rad(typeof c.heading_deg === "number" ? c.heading_deg : 0));
+      // The reported heading, else the direction of the last leg of the trail.
+      let hdg = c.heading_deg;
+      if (typeof hdg !== "number" && trail.length > 1) {
+        const p = trail[trail.length - 2], q = trail[trail.length - 1];
+        hdg = distBearing(p[0], p[1], q[0], q[1])[1];
+      }
+      ctx.rotate(rad(typeof hdg === "number" ? hdg : 0));
       ctx.fillStyle = col;
       ctx.strokeStyle = k.map;
       ctx.lineWidth = 2;
