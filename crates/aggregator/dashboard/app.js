@@ -8,6 +8,7 @@
   const SEV = { critical: 0, high: 1, medium: 2, low: 3, unknown: 4 };
   const KIND = { REMOTE_ID: "RID", RF: "RF", FPV: "FPV" };
   const TRAIL = 30;
+  const MAX_ROWS = 200;
   const STALE_MS = 6000;
 
   // ---- session ------------------------------------------------------------
@@ -508,7 +509,8 @@
     const o = origin();
     const list = sorted();
     let html = "";
-    for (const c of list) {
+    // The most severe and most recent 200 are listed; the rest are counted.
+    for (const c of list.slice(0, MAX_ROWS)) {
       const sev = SEV[c.severity] === undefined ? "unknown" : c.severity;
       html +=
         '<li class="c sev-' + sev + (st.selected === c.id ? " sel" : "") + '" tabindex="0" data-id="' + esc(c.id) + '">' +
@@ -523,7 +525,9 @@
       const f = el.querySelector('[data-id="' + CSS.escape(focused) + '"]');
       if (f) f.focus();
     }
-    $("contacts-empty").hidden = list.length > 0;
+    $("contacts-empty").hidden = list.length > 0 && list.length <= MAX_ROWS;
+    if (list.length > MAX_ROWS) $("contacts-empty").textContent = "+ " + (list.length - MAX_ROWS) + " more, less severe or older";
+    else $("contacts-empty").textContent = "No contacts.";
     $("n-contacts").textContent = String(list.length);
   }
   function pick(id) {
@@ -678,10 +682,13 @@
   const view = { mpp: 4, auto: true }; // metres per CSS pixel
   let tilesUrl = null;
   const tileCache = new Map();
+  // Read once per theme: getComputedStyle on every frame forces a style recalculation.
+  let colorCache = null;
   function colors() {
+    if (colorCache && colorCache.theme === document.body.dataset.theme) return colorCache;
     const cs = getComputedStyle(document.body);
     const v = (n) => cs.getPropertyValue(n).trim();
-    return { map: v("--map"), grid: v("--grid"), ring: v("--ring"), fg: v("--fg"), muted: v("--muted"), accent: v("--accent"),
+    return colorCache = { theme: document.body.dataset.theme, map: v("--map"), grid: v("--grid"), ring: v("--ring"), fg: v("--fg"), muted: v("--muted"), accent: v("--accent"),
       crit: v("--crit"), high: v("--bad"), medium: v("--warn"), low: v("--low"), unknown: v("--unk"), ok: v("--ok") };
   }
   function niceRing(m) {
@@ -804,7 +811,8 @@
       ctx.beginPath();
       ctx.arc(cx, cy, px * i, 0, Math.PI * 2);
       ctx.stroke();
-      ctx.fillText(fmtDist(step * i), cx + px * i * 0.7071 + 4, cy - px * i * 0.7071 - 4);
+      // Labels on the southern ray, clear of the north arrow and of the kit's label.
+      ctx.fillText(fmtDist(step * i), cx + 4, cy + px * i - 4);
     }
     // North arrow.
     ctx.save();
@@ -824,6 +832,9 @@
 
     // RemoteID drones: trail, operator/home, the aircraft pointing along its heading.
     let drones = 0;
+    let manyDrones = 0;
+    for (const c of st.contacts.values()) if (c.type === "REMOTE_ID" && ++manyDrones > 40) break;
+    manyDrones = manyDrones > 40;
     for (const c of st.contacts.values()) {
       if (c.type !== "REMOTE_ID" || typeof c.lat !== "number") continue;
       drones++;
@@ -871,6 +882,9 @@
       ctx.fill(); ctx.stroke();
       ctx.restore();
       if (sel) { ctx.strokeStyle = k.accent; ctx.lineWidth = 3; ctx.beginPath(); ctx.arc(x, y, 20, 0, Math.PI * 2); ctx.stroke(); }
+      // Hundreds of labels are unreadable and slow: past 40 drones only the selected and
+      // the high-severity ones are labelled (the list names every one).
+      if (manyDrones && !sel && c.severity !== "critical" && c.severity !== "high") { lastPositions.set(c.id, [x, y]); continue; }
       ctx.fillStyle = k.fg;
       ctx.font = (sel ? "bold " : "") + "14px system-ui, sans-serif";
       const short = c.id.replace(/^rid:/, "");
@@ -885,16 +899,25 @@
   }
 
   // ---- frame loop -------------------------------------------------------------------
+  // With many contacts the list and the map are redrawn less often (a drone's position
+  // changes about once a second anyway); the rest is cheap and follows every frame.
+  let lastMap = 0;
+  let later = 0;
   function render() {
     frame = 0;
     const now = Date.now();
-    if (dirty.list && now - lastList >= 250) { dirty.list = false; lastList = now; renderList(now); }
-    else if (dirty.list) schedule();
-    if (dirty.map) { dirty.map = false; drawMap(); }
+    const many = st.contacts.size > 100;
+    const listEvery = many ? 1000 : 250;
+    const mapEvery = many ? 250 : 0;
+    if (dirty.list && now - lastList >= listEvery) { dirty.list = false; lastList = now; renderList(now); }
+    if (dirty.map && now - lastMap >= mapEvery) { dirty.map = false; lastMap = now; drawMap(); }
     if (dirty.rf) { dirty.rf = false; renderRf(now); }
     if (dirty.kit) { dirty.kit = false; renderKit(); }
     if (dirty.bar) { dirty.bar = false; renderBar(now); }
-    if (dirty.list) schedule();
+    if ((dirty.list || dirty.map) && !later) {
+      const wait = Math.max(10, Math.min(dirty.list ? listEvery - (now - lastList) : 1e9, dirty.map ? mapEvery - (now - lastMap) : 1e9));
+      later = setTimeout(() => { later = 0; schedule(); }, wait);
+    }
   }
   // Ages and staleness move even when nothing arrives.
   setInterval(() => { dirty.bar = dirty.list = true; dirty.map = dirty.map || view.auto; schedule(); }, 1000);
