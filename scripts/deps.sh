@@ -13,6 +13,7 @@ NDEFENDER_DEBS=(
   gpsd gpsd-clients
   libpcap-dev      # RemoteID engine: live Wi-Fi monitor capture (pcap crate)
   logrotate lintian curl file   # the Debian package tests (scripts/package-test.sh); pi.sh installs its own
+  chromium chromium-driver  # the dashboard's browser tests (issue 14): headless chromium over WebDriver
 )
 
 ensure_debian_packages() {

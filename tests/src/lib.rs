@@ -7,6 +7,7 @@
 //! test executables (`target/<profile>/`); `cargo test -p ndefender-tests` alone
 //! does not rebuild them, so run the workspace (or `cargo build --bins` first).
 
+pub mod browser;
 pub mod dbus;
 pub mod gpsd;
 pub mod proc;

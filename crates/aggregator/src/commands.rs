@@ -288,10 +288,14 @@ fn valid_unit_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'@' | b'.' | b'_' | b':' | b'-'))
 }
 
-fn system_ack(api: &Api, route: &str, name: Option<&str>, result: Result<(), &str>) {
+/// One COMMAND_ACK for a relayed command. `command_id` is the CommandResult's id on
+/// success; a refused request has no CommandResult, so its ack gets an id of its own
+/// (contract v1.1: every system-side ack carries one).
+fn system_ack(api: &Api, route: &str, name: Option<&str>, result: Result<&str, &str>) {
     let mut ack = match result {
-        Ok(()) => ndefender_contract::events::SystemCommandAck::ok(route),
-        Err(code) => ndefender_contract::events::SystemCommandAck::failed(route, code),
+        Ok(id) => ndefender_contract::events::SystemCommandAck::ok(route).with_command_id(id),
+        Err(code) => ndefender_contract::events::SystemCommandAck::failed(route, code)
+            .with_command_id(uuid::Uuid::new_v4().to_string()),
     };
     ack.name = name.map(str::to_owned);
     api.core.mutate(|st| {
@@ -379,7 +383,7 @@ async fn relayed_command(
         crate::relay::Relayed::Ok(result) => {
             // The controller publishes its own (possibly asynchronous) ack, which the follower forwards.
             if route.target != Target::Controller {
-                system_ack(&api, route.name, name, Ok(()));
+                system_ack(&api, route.name, name, Ok(&result.command_id));
             }
             json_ok(&result)
         }

@@ -23,6 +23,7 @@ pub struct AggregatorConfig {
     pub contacts: ContactsConfig,
     pub alerts: AlertsConfig,
     pub history: crate::history::HistoryConfig,
+    pub dashboard: DashboardConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +42,8 @@ pub struct ServerConfig {
     pub send_timeout_s: f64,
     pub max_frame_bytes: usize,
     pub max_patterns: usize,
+    /// Serve the operator's dashboard at `/` (issue 14).
+    pub dashboard: bool,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             send_timeout_s: 10.0,
             max_frame_bytes: 65536,
             max_patterns: 100,
+            dashboard: true,
         }
     }
 }
@@ -301,6 +305,44 @@ impl Default for AlertsConfig {
     }
 }
 
+/// The dashboard's map background (issue 14).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DashboardConfig {
+    /// Empty: grid, range rings and north only. An absolute path to an MBTiles file:
+    /// served at `/tiles/{z}/{x}/{y}` (offline packs). An `https://…/{z}/{x}/{y}.png`
+    /// template: the browser fetches it directly.
+    pub tiles: String,
+}
+
+/// What `dashboard.tiles` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tiles {
+    None,
+    MbTiles(PathBuf),
+    Template(String),
+}
+
+impl DashboardConfig {
+    pub fn tiles(&self) -> Result<Tiles, &'static str> {
+        let t = self.tiles.trim();
+        if t.is_empty() {
+            return Ok(Tiles::None);
+        }
+        if t.starts_with("https://") || t.starts_with("http://") {
+            if ["{z}", "{x}", "{y}"].iter().all(|p| t.contains(p)) {
+                return Ok(Tiles::Template(t.to_owned()));
+            }
+            return Err("a tile URL template must contain {z}, {x} and {y}");
+        }
+        let p = PathBuf::from(t);
+        if p.is_absolute() && p.extension().is_some_and(|e| e == "mbtiles") {
+            return Ok(Tiles::MbTiles(p));
+        }
+        Err("expected \"\", an absolute path to a .mbtiles file, or an https://…/{z}/{x}/{y}.png template")
+    }
+}
+
 const SECTIONS: [&str; 6] = ["system", "power", "audio", "rf", "remote_id", "esp32"];
 
 impl Validate for AggregatorConfig {
@@ -380,6 +422,9 @@ impl Validate for AggregatorConfig {
             return err("contacts.max_per_kind", "must be at least 1");
         }
         self.history.validate()?;
+        if let Err(m) = self.dashboard.tiles() {
+            return err("dashboard.tiles", m);
+        }
         Ok(())
     }
 }

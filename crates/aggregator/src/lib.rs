@@ -7,6 +7,7 @@ pub mod api;
 pub mod commands;
 pub mod config;
 pub mod core;
+pub mod dashboard;
 pub mod esp32;
 pub mod feeds;
 pub mod followers;
@@ -141,7 +142,12 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         .merge(commands::relay_router(api))
         .route(WS_PATH, hub.ws_route())
         .merge(history::routes::router(history.clone(), clock));
-    let conv = Conventions::new(
+    let app = if cfg.server.dashboard {
+        app.merge(dashboard::router(&cfg.dashboard))
+    } else {
+        app
+    };
+    let mut conv = Conventions::new(
         ErrorStyle::Detail,
         &cfg.server.api_key,
         &cfg.server.allowed_origins,
@@ -149,6 +155,9 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     )
     .with_ws_paths(&[WS_PATH])
     .with_http_metrics(http_metrics);
+    if cfg.server.dashboard {
+        conv.open_paths.extend(dashboard::OPEN_PATHS.map(String::from));
+    }
     let flag = conv.shutting_down.clone();
     let app = ndefender_service::http::apply(app, conv);
 

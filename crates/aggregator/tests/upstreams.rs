@@ -302,9 +302,12 @@ async fn relayed_commands_gates_and_ack_ownership() -> R {
     let ack = ws
         .wait_for(Duration::from_secs(2), |v| v["type"] == "COMMAND_ACK")
         .await?;
+    // Contract v1.1: a refused request has no CommandResult; its ack still carries an id.
+    let id = ack["data"]["command_id"].as_str().unwrap_or("").to_owned();
+    assert_eq!(id.len(), 36, "{ack}");
     assert_eq!(
         ack["data"],
-        json!({"command":"system/reboot","ok":false,"reason":"confirm_required"})
+        json!({"command":"system/reboot","ok":false,"reason":"confirm_required","command_id":id})
     );
     let (code, _, body) = agg.post("system/reboot", json!({"confirm":true})).await?;
     assert_eq!((code, body), (403, json!({"detail":"unsafe_disabled"})));
@@ -420,9 +423,10 @@ async fn antsdr_routes_poll_and_confirm() -> R {
     let ack = ws
         .wait_for(Duration::from_secs(2), |v| v["type"] == "COMMAND_ACK")
         .await?;
+    // Contract v1.1: the ack carries the CommandResult's id.
     assert_eq!(
         ack["data"],
-        json!({"command":"antsdr/sweep/start","ok":true,"reason":null})
+        json!({"command":"antsdr/sweep/start","ok":true,"reason":null,"command_id":body["command_id"]})
     );
     // scanner error body {"error":{"code"}} maps to {"detail"}
     fake.answer(

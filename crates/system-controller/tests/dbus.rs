@@ -106,12 +106,13 @@ enabled = false
     assert!(gpsd.get("uptime_s").is_none());
 
     // restart of an allow-listed unit: 200, then the ack once JobRemoved says done
-    let (s, _, _) = d.post("/api/v1/services/gpsd/restart", r#"{"confirm":true}"#).await?;
+    let (s, _, res) = d.post("/api/v1/services/gpsd/restart", r#"{"confirm":true}"#).await?;
     assert_eq!(s, 200);
     let ack = ws.wait_for(S10, |v| ack_of(v, "services/restart").is_some()).await?;
+    // Contract v1.1: the ack carries the CommandResult's id.
     assert_eq!(
         ack["data"],
-        json!({"command":"services/restart","name":"gpsd","ok":true,"reason":null})
+        json!({"command":"services/restart","name":"gpsd","ok":true,"reason":null,"command_id":res["command_id"]})
     );
     // the same unit again within the cooldown: 429 with Retry-After, no ack
     let (s, h, v) = d.post("/api/v1/services/gpsd/restart", r#"{"confirm":true}"#).await?;
@@ -365,7 +366,7 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
     // connect to a saved profile with a new password (asked for): ok, and the password is nowhere
     saved_kitnet(c, dev).await?;
     let secret = "correct-horse-battery";
-    let (s, _, _) = d
+    let (s, _, res) = d
         .post(
             "/api/v1/network/wifi/connect",
             &format!(r#"{{"payload":{{"ssid":"KitNet","password":"{secret}","replace_psk":true}}}}"#),
@@ -377,7 +378,7 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
         .await?;
     assert_eq!(
         ack["data"],
-        json!({"command":"network/wifi/connect","ok":true,"reason":null})
+        json!({"command":"network/wifi/connect","ok":true,"reason":null,"command_id":res["command_id"]})
     );
     let frames = ws.collect(Duration::from_millis(300)).await?;
     let (_, _, metrics) = (0, 0, reqwest::get(format!("{}/metrics", d.base())).await?.text().await?);
@@ -673,7 +674,7 @@ async fn bluez_pair_unknown_and_discovery() -> R {
 
     let mut ws = Ws::connect(&d.ws_url()).await?;
     ws.greeting().await?;
-    let (s, _, _) = d
+    let (s, _, res) = d
         .post(
             "/api/v1/network/bluetooth/pair",
             r#"{"payload":{"addr":"00:11:22:33:44:55"}}"#,
@@ -685,7 +686,7 @@ async fn bluez_pair_unknown_and_discovery() -> R {
         .await?;
     assert_eq!(
         ack["data"],
-        json!({"command":"network/bluetooth/pair","ok":true,"reason":null})
+        json!({"command":"network/bluetooth/pair","ok":true,"reason":null,"command_id":res["command_id"]})
     );
     let dev = "/org/bluez/hci0/dev_00_11_22_33_44_55";
     let m = dcall(

@@ -231,12 +231,16 @@ async fn audio_volume_mute_and_beeps() -> R {
     let mut ws = Ws::connect(&c.ws).await?;
     ws.greeting().await?;
 
-    let (s, _) = c
+    let (s, res) = c
         .post("/api/v1/audio/volume", r#"{"payload":{"volume_percent":40}}"#)
         .await?;
     assert_eq!(s, 200);
     let ack = ws.wait_for(S5, |v| ack_of(v, "audio/volume").is_some()).await?;
-    assert_eq!(ack["data"], json!({"command":"audio/volume","ok":true,"reason":null}));
+    // Contract v1.1: the ack carries the CommandResult's id.
+    assert_eq!(
+        ack["data"],
+        json!({"command":"audio/volume","ok":true,"reason":null,"command_id":res["command_id"]})
+    );
     // min + 40 % of the range, and the state is the read-back
     assert_eq!(mixer.state.lock().map(|s| s.raw).map_err(|e| e.to_string())?, -200);
     c.wait_get("/api/v1/audio", |v| v["volume_percent"] == 40).await?;
@@ -267,14 +271,14 @@ async fn audio_volume_mute_and_beeps() -> R {
         .post("/api/v1/audio/beep", r#"{"payload":{"duration_ms":500,"count":2}}"#)
         .await?;
     assert_eq!(s, 200);
-    let (s, _) = c.post("/api/v1/audio/beep", "").await?;
+    let (s, res) = c.post("/api/v1/audio/beep", "").await?;
     assert_eq!(s, 200);
     let first = ws.wait_for(S5, |v| ack_of(v, "audio/beep").is_some()).await?;
     assert_eq!(first["data"]["reason"], serde_json::Value::Null);
     let second = ws.wait_for(S5, |v| ack_of(v, "audio/beep").is_some()).await?;
     assert_eq!(
         second["data"],
-        json!({"command":"audio/beep","ok":true,"reason":"coalesced"})
+        json!({"command":"audio/beep","ok":true,"reason":"coalesced","command_id":res["command_id"]})
     );
     let played = tone.played.lock().map(|p| p.clone()).map_err(|e| e.to_string())?;
     assert_eq!(played.len(), 1);

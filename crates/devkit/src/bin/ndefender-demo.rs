@@ -6,7 +6,7 @@
 
 use clap::Parser;
 use futures_util::StreamExt;
-use ndefender_devkit::esp32::sim::{Esp32Sim, SimConfig};
+use ndefender_devkit::esp32::sim::{Esp32Sim, SimConfig, SimHandle};
 use ndefender_devkit::remoteid::{run_remoteid_sim, RemoteIdSimConfig};
 use ndefender_devkit::stack::{find_bin, Daemon, Wiring};
 use std::path::PathBuf;
@@ -70,59 +70,106 @@ fn main() {
     }
 }
 
+/// Everything the demo started, stopped together whenever the demo ends: after
+/// Ctrl-C, on SIGTERM (even half-way through start-up) or on a start-up error.
+#[derive(Default)]
+struct Started {
+    daemons: Vec<Daemon>,
+    esp32: Option<SimHandle>,
+}
+
+impl Started {
+    async fn stop(self) {
+        let daemons = self.daemons;
+        // Reverse start order: the aggregator before the daemons it follows.
+        let _ = tokio::task::spawn_blocking(move || daemons.into_iter().rev().for_each(stop)).await;
+        if let Some(e) = self.esp32 {
+            if e.shutdown().await.is_ok() {
+                eprintln!("  ESP32 emulator stopped");
+            }
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM, whichever comes first.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}
+
+/// The three ports, each free, or an error naming the first that is taken (a daemon on
+/// a taken port would exit, and the demo would show another process's data).
+fn check_ports(args: &Args) -> R {
+    for (port, who) in [
+        (args.aggregator_port, "aggregator (--aggregator-port)"),
+        (args.controller_port, "system controller (--controller-port)"),
+        (args.antsdr_port, "AntSDR scanner (--antsdr-port)"),
+    ] {
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Err(
+                format!("port {port} for the {who} is not free ({e}); stop what uses it or pick another port").into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn run(args: Args) -> R {
-    let dir = match args.dir {
-        Some(d) => d,
+    // First, so a signal at any later moment stops what was started.
+    let mut signals = Signals::install()?;
+    check_ports(&args)?;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("ndefender-demo-{}", std::process::id())),
     };
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let rid_path = logs.join("remoteid_engine.jsonl");
-    let rf_path = logs.join("antsdr_scan.jsonl");
-    let port = args.aggregator_port;
-
-    // The ESP32 panel: the emulator on a pseudo-terminal, reached through a symlink
-    // exactly as the udev rule provides /dev/ndefender-esp32 on the kit.
-    let esp32_link = dir.join("ndefender-esp32");
-    let esp32 = Esp32Sim::spawn(SimConfig {
-        link: Some(esp32_link.clone()),
-        seed: args.seed,
-        ..SimConfig::default()
-    })
-    .await?;
-
     let wiring = Wiring {
         dir: dir.clone(),
-        aggregator_port: port,
+        aggregator_port: args.aggregator_port,
         controller_port: args.controller_port,
         antsdr_port: args.antsdr_port,
-        rid_path: rid_path.clone(),
-        rf_path: rf_path.clone(),
-        esp32_link: esp32_link.clone(),
+        rid_path: logs.join("remoteid_engine.jsonl"),
+        rf_path: logs.join("antsdr_scan.jsonl"),
+        // The ESP32 panel's emulator is reached through a symlink, exactly as the udev
+        // rule provides /dev/ndefender-esp32 on the kit.
+        esp32_link: dir.join("ndefender-esp32"),
     };
+    println!(
+        "N-Defender dashboard: http://127.0.0.1:{}/   (starting the stack…)",
+        args.aggregator_port
+    );
 
-    // The RF scanner on its synthetic scene, through the real DSP, writing the JSONL the aggregator tails.
-    let mut scan = Daemon::spawn(
-        "ndefender-antsdr-scan",
-        wiring.scanner(&sibling("ndefender-antsdr-scan")?),
-    )?;
-    scan.wait_port(args.antsdr_port).await?;
-
-    // The board itself: real procfs stats of this machine; D-Bus sections degrade when no
-    // system bus is reachable, GPS when no gpsd runs.
-    let cmd = wiring.controller(&sibling("ndefender-system-controller")?);
-    let mut ctl = Daemon::spawn("ndefender-system-controller", cmd)?;
-    ctl.wait_port(args.controller_port).await?;
-
-    let mut agg = Daemon::spawn(
-        "ndefender-aggregator",
-        wiring.aggregator(&sibling("ndefender-aggregator")?),
-    )?;
-    agg.wait_port(port).await?;
+    let mut started = Started::default();
+    let up = tokio::select! {
+        r = start_stack(&args, &wiring, &mut started) => r,
+        _ = signals.recv() => Err("stopped during start-up".into()),
+    };
+    if let Err(e) = up {
+        eprintln!("stopping…");
+        started.stop().await;
+        return Err(e);
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sim_cfg = RemoteIdSimConfig {
-        path: rid_path.clone(),
+        path: wiring.rid_path.clone(),
         drones: args.drones,
         seed: args.seed,
         ..RemoteIdSimConfig::default()
@@ -135,28 +182,8 @@ async fn run(args: Args) -> R {
         .await
     });
 
-    println!("N-Defender demo running (simulated inputs; Ctrl-C stops everything)");
-    println!("  run directory     {}", dir.display());
-    println!("  aggregator REST   http://127.0.0.1:{port}/api/v1/status");
-    println!("  aggregator WS     ws://127.0.0.1:{port}/api/v1/ws");
-    println!("  RemoteID feed     {}", rid_path.display());
-    println!(
-        "  ESP32 emulator    {} -> {}",
-        esp32_link.display(),
-        esp32.device_path().unwrap_or_default().display()
-    );
-    println!(
-        "  AntSDR scanner    http://127.0.0.1:{}/api/v1/sweep/state  ws://127.0.0.1:{}/api/v1/events  (synthetic scene)",
-        args.antsdr_port, args.antsdr_port
-    );
-    println!("  RF feed           {}", rf_path.display());
-    println!(
-        "  system controller http://127.0.0.1:{}/api/v1/status  ws://127.0.0.1:{}/api/v1/ws",
-        args.controller_port, args.controller_port
-    );
-    println!();
-
-    let summary = tokio::spawn(live_summary(port, stop_rx.clone()));
+    banner(&args, &wiring, started.esp32.as_ref());
+    let summary = tokio::spawn(live_summary(args.aggregator_port, stop_rx.clone()));
     let limit = async {
         if args.seconds == 0 {
             std::future::pending::<()>().await
@@ -164,25 +191,95 @@ async fn run(args: Args) -> R {
             tokio::time::sleep(Duration::from_secs(args.seconds)).await
         }
     };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = signals.recv() => {}
         _ = limit => {}
     }
     println!("\nstopping…");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), sim).await;
     summary.abort();
-    tokio::task::spawn_blocking(move || {
-        stop(agg);
-        stop(scan);
-        stop(ctl);
-    })
-    .await?;
-    esp32.shutdown().await?;
-    eprintln!("  ESP32 emulator stopped");
+    started.stop().await;
     Ok(())
+}
+
+/// Starts the emulator and the three daemons, each recorded in `started` as soon as
+/// it exists, and returns once every daemon answers its health route.
+async fn start_stack(args: &Args, wiring: &Wiring, started: &mut Started) -> R {
+    started.esp32 = Some(
+        Esp32Sim::spawn(SimConfig {
+            link: Some(wiring.esp32_link.clone()),
+            seed: args.seed,
+            ..SimConfig::default()
+        })
+        .await?,
+    );
+    // The RF scanner on its synthetic scene, through the real DSP, writing the JSONL the
+    // aggregator tails; the board itself (real procfs; D-Bus sections degrade without a
+    // system bus, GPS without gpsd); then the aggregator following both.
+    let plan = [
+        (
+            "ndefender-antsdr-scan",
+            wiring.scanner(&sibling("ndefender-antsdr-scan")?),
+            args.antsdr_port,
+        ),
+        (
+            "ndefender-system-controller",
+            wiring.controller(&sibling("ndefender-system-controller")?),
+            args.controller_port,
+        ),
+        (
+            "ndefender-aggregator",
+            wiring.aggregator(&sibling("ndefender-aggregator")?),
+            args.aggregator_port,
+        ),
+    ];
+    for (name, cmd, port) in plan {
+        started.daemons.push(Daemon::spawn(name, cmd)?);
+        if let Some(d) = started.daemons.last_mut() {
+            d.wait_port(port).await?;
+        }
+    }
+    let client = ndefender_devkit::http::Client::with_timeout(Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for port in [args.antsdr_port, args.controller_port, args.aggregator_port] {
+        let url = format!("http://127.0.0.1:{port}/api/v1/health");
+        loop {
+            if matches!(client.request("GET", &url, "").await, Ok((200, _))) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the daemon on port {port} does not answer {url}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+fn banner(args: &Args, w: &Wiring, esp32: Option<&SimHandle>) {
+    let port = args.aggregator_port;
+    println!("N-Defender demo running (simulated inputs; Ctrl-C stops everything)");
+    println!("  dashboard         http://127.0.0.1:{port}/");
+    println!("  run directory     {}", w.dir.display());
+    println!("  aggregator REST   http://127.0.0.1:{port}/api/v1/status");
+    println!("  aggregator WS     ws://127.0.0.1:{port}/api/v1/ws");
+    println!("  RemoteID feed     {}", w.rid_path.display());
+    println!(
+        "  ESP32 emulator    {} -> {}",
+        w.esp32_link.display(),
+        esp32.and_then(|e| e.device_path()).unwrap_or_default().display()
+    );
+    println!(
+        "  AntSDR scanner    http://127.0.0.1:{}/api/v1/sweep/state  ws://127.0.0.1:{}/api/v1/events  (synthetic scene)",
+        args.antsdr_port, args.antsdr_port
+    );
+    println!("  RF feed           {}", w.rf_path.display());
+    println!(
+        "  system controller http://127.0.0.1:{}/api/v1/status  ws://127.0.0.1:{}/api/v1/ws",
+        args.controller_port, args.controller_port
+    );
+    println!();
 }
 
 /// One line every few seconds from the aggregator's own stream.

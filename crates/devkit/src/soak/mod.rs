@@ -266,6 +266,8 @@ pub async fn run(cfg: SoakConfig, progress: impl Fn(&str)) -> io::Result<SoakRep
             return Err(e);
         }
     };
+    // Where to point a browser at the loaded aggregator (the dashboard benchmark does).
+    progress(&format!("aggregator http://127.0.0.1:{}/", stack.agg_port));
     let r = drive(&cfg, &mut stack, &sim_ctl, &rid_path, &rf_path, &progress).await;
     // Whatever happened, nothing is left running.
     for i in 0..3 {

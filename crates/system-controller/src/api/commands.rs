@@ -32,6 +32,9 @@ struct Cmd {
     command: &'static str,
     name: Option<String>,
     client: IpAddr,
+    /// One id per request: the CommandResult's `command_id` and every COMMAND_ACK it
+    /// yields carry it (contract v1.1), so a client matches the ack of its own command.
+    command_id: String,
 }
 
 impl Cmd {
@@ -41,6 +44,7 @@ impl Cmd {
             command,
             name: None,
             client: client_addr(peer, headers, &api.trusted),
+            command_id: uuid::Uuid::new_v4().to_string(),
         }
     }
 
@@ -56,7 +60,7 @@ impl Cmd {
         if let Some(n) = &self.name {
             a = a.with_name(n.clone());
         }
-        self.api.ctl.ack(a);
+        self.api.ctl.ack(a.with_command_id(self.command_id.clone()));
     }
 
     fn count(&self, outcome: &str) {
@@ -98,7 +102,7 @@ impl Cmd {
     fn result(&self) -> Response {
         json_ok(&CommandResult::accepted(
             self.command,
-            uuid::Uuid::new_v4().to_string(),
+            self.command_id.clone(),
             self.api.ctl.clock().now_ms(),
         ))
     }
@@ -151,6 +155,7 @@ impl Cmd {
             command: self.command,
             name: self.name.clone(),
             client: self.client,
+            command_id: self.command_id.clone(),
         }
     }
 }
