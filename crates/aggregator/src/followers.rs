@@ -76,7 +76,9 @@ async fn session(core: &Core, up: &Upstream, silence: Duration) -> bool {
             req.headers_mut().insert("X-API-Key", v);
         }
     }
-    let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(req)).await {
+    let connector = up.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    let connect = tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector);
+    let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok((ws, _))) => ws,
         _ => return false,
     };

@@ -34,6 +34,8 @@ pub struct Upstream {
     pub base_url: String,
     pub api_key: String,
     pub client: reqwest::Client,
+    /// TLS client config trusting only the upstream's pinned certificate (`ca_file`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// `aggregator_upstream_requests_total{upstream,outcome}`, shared by the clones.
     pub requests: Arc<CounterFamily>,
 }
@@ -45,8 +47,25 @@ impl Upstream {
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.to_owned(),
             client,
+            tls: None,
             requests: Arc::default(),
         }
+    }
+
+    /// With `ca_file` set, calls go over TLS trusting only that certificate file (an
+    /// `https://` base URL of a daemon with its own self-signed certificate).
+    pub fn pinned(mut self, ca_file: &str) -> std::io::Result<Self> {
+        if ca_file.is_empty() {
+            return Ok(self);
+        }
+        let tls = ndefender_service::tls::pinned_client_config(std::path::Path::new(ca_file))?;
+        self.client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .tls_backend_preconfigured(tls.clone())
+            .build()
+            .map_err(std::io::Error::other)?;
+        self.tls = Some(Arc::new(tls));
+        Ok(self)
     }
 
     /// Counts one request's outcome (`ok`, `unavailable`, `timeout`, `invalid_response`, `refused`, `error`).

@@ -2,11 +2,17 @@
 //! (wire §10), the REST conventions (wire §5, §6), graceful shutdown and systemd
 //! notification (wire §7.9), logging.
 
+pub mod audit;
+pub mod auth;
 pub mod config;
+pub mod daemon;
 pub mod http;
 pub mod lifecycle;
+pub mod listen;
 pub mod metrics;
 pub mod ratelimit;
+pub mod server;
+pub mod tls;
 
 pub use http::{ApiError, Conventions};
 pub use lifecycle::Shutdown;

@@ -58,6 +58,7 @@ impl Daemon {
             .arg(&path)
             .env("RUST_LOG", "debug,zbus=info,hyper=info")
             .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
+            .env("NDEFENDER_AUDIT__PATH", dir.join("audit.jsonl"))
             .envs(env.iter().map(|(a, b)| (a.to_string(), b.to_string())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -244,7 +245,12 @@ pub async fn get_json(url: &str) -> R<(u16, Value)> {
 }
 
 pub async fn post_json(url: &str, body: &str) -> R<(u16, reqwest::header::HeaderMap, Value)> {
-    let r = reqwest::Client::new().post(url).body(body.to_owned()).send().await?;
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await?;
     let s = r.status().as_u16();
     let h = r.headers().clone();
     let v: Value = r.json().await?;
