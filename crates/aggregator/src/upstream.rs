@@ -52,18 +52,15 @@ impl Upstream {
         }
     }
 
-    /// With `ca_file` set, calls go over TLS trusting only that certificate file (an
-    /// `https://` base URL of a daemon with its own self-signed certificate).
+    /// With `ca_file` set, the controller follower's `wss://` connection trusts only that
+    /// certificate file (a daemon's own self-signed certificate). REST calls to an
+    /// `https://` base URL are not supported yet: reqwest's rustls backend would need a
+    /// process-wide crypto provider (see docs/SECURITY.md).
     pub fn pinned(mut self, ca_file: &str) -> std::io::Result<Self> {
         if ca_file.is_empty() {
             return Ok(self);
         }
         let tls = ndefender_service::tls::pinned_client_config(std::path::Path::new(ca_file))?;
-        self.client = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .tls_backend_preconfigured(tls.clone())
-            .build()
-            .map_err(std::io::Error::other)?;
         self.tls = Some(Arc::new(tls));
         Ok(self)
     }

@@ -341,13 +341,9 @@ pub async fn conventions(State(conv): State<Arc<Conventions>>, mut req: Request,
     } else if conv.open_paths.contains(&path) {
         None
     } else {
-        match authorise(&conv, &req, &method, &path, is_ws, client, peer) {
-            Ok(c) => {
-                caller = Some(c);
-                None
-            }
-            Err(e) => Some(e),
-        }
+        let (c, refused) = authorise(&conv, &req, &method, &path, is_ws, client, peer);
+        caller = c;
+        refused
     };
     let headers = req.headers().clone();
     let early = match early {
@@ -411,13 +407,12 @@ fn authorise(
     is_ws: bool,
     client: IpAddr,
     peer: SocketAddr,
-) -> Result<Caller, ApiError> {
+) -> (Option<Caller>, Option<ApiError>) {
     let now = std::time::Instant::now();
-    if conv.auth_failures.peek(client, now).is_err() {
+    if let Err(retry) = conv.auth_failures.peek(client, now) {
         conv.http_metrics.count_auth("rate_limited");
-        return Err(
-            ApiError::too_many("rate_limited", 60).with_message("too many failed credentials from this address")
-        );
+        let e = ApiError::too_many("rate_limited", retry).with_message("too many failed credentials from this address");
+        return (None, Some(e));
     }
     let identity = match conv
         .credentials
@@ -426,38 +421,37 @@ fn authorise(
         Ok(i) => i,
         Err(Refusal::Missing) => {
             conv.http_metrics.count_auth("missing");
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized"));
+            return (None, Some(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized")));
         }
         Err(Refusal::Invalid) => {
             conv.http_metrics.count_auth("invalid");
             if let Err(retry) = conv.auth_failures.check(client, now) {
-                return Err(ApiError::too_many("rate_limited", retry));
+                return (None, Some(ApiError::too_many("rate_limited", retry)));
             }
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized"));
+            return (None, Some(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized")));
         }
     };
-    let needed = conv.role_needed(method, path);
-    if identity.role < needed {
-        conv.http_metrics.count_auth("forbidden_role");
-        return Err(
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden_role").with_message(format!(
-                "{} needs the {} role",
-                path,
-                needed.as_str()
-            )),
-        );
-    }
     let peer_trusted = conv.trusted.contains(&canonical(peer.ip()));
     let on_behalf_of = peer_trusted
         .then(|| req.headers().get(ON_BEHALF_OF_HEADER).and_then(|v| v.to_str().ok()))
         .flatten()
         .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned);
-    Ok(Caller {
+    let needed = conv.role_needed(method, path);
+    let refused = (identity.role < needed).then(|| {
+        conv.http_metrics.count_auth("forbidden_role");
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden_role").with_message(format!(
+            "{} needs the {} role",
+            path,
+            needed.as_str()
+        ))
+    });
+    let caller = Caller {
         identity,
         client,
         on_behalf_of,
-    })
+    };
+    (Some(caller), refused)
 }
 
 /// Writes the command's audit line; the command_id is read from the answer's JSON body.
