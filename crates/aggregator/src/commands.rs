@@ -9,9 +9,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::Extension;
 use axum::Router;
 use ndefender_contract::command::{CommandRequest, CommandResult};
-use ndefender_service::http::{client_addr, json_ok, ApiError};
+use ndefender_service::http::{client_addr, json_ok, ApiError, Caller};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -261,9 +262,11 @@ pub fn relay_router(api: Arc<Api>) -> Router {
         let route = *route;
         r = r.route(
             &format!("/api/v1/{}", route.name),
-            post(move |s: S, ci: ConnectInfo<SocketAddr>, h: HeaderMap, b: Bytes| {
-                relayed_command(s, ci, h, b, route, None)
-            }),
+            post(
+                move |s: S, ci: ConnectInfo<SocketAddr>, caller: Option<Extension<Caller>>, h: HeaderMap, b: Bytes| {
+                    relayed_command(s, ci, caller, h, b, route, None)
+                },
+            ),
         );
     }
     r.route(
@@ -271,11 +274,12 @@ pub fn relay_router(api: Arc<Api>) -> Router {
         post(
             |s: S,
              ci: ConnectInfo<SocketAddr>,
+             caller: Option<Extension<Caller>>,
              axum::extract::Path(name): axum::extract::Path<String>,
              h: HeaderMap,
              b: Bytes| async move {
                 let route = rr("services/restart", Target::Controller, true, false, Bucket::Dangerous);
-                relayed_command(s, ci, h, b, route, Some(name)).await
+                relayed_command(s, ci, caller, h, b, route, Some(name)).await
             },
         ),
     )
@@ -319,6 +323,7 @@ fn refuse(api: &Api, route: &str, name: Option<&str>, err: ApiError) -> Response
 async fn relayed_command(
     State(api): S,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Bytes,
     route: RelayRoute,
@@ -379,7 +384,12 @@ async fn relayed_command(
         );
     }
     let now = api.core.read(|st| st.clock.now_ms());
-    match crate::relay::relay(up, route.name, &path, &req, timeout, now).await {
+    // The upstream's rate limits and audit trail name the real client, not this daemon.
+    let on_behalf = caller.map(|Extension(c)| crate::relay::OnBehalf {
+        name: c.on_behalf_of.unwrap_or(c.identity.name),
+        client,
+    });
+    match crate::relay::relay(up, route.name, &path, &req, timeout, now, on_behalf.as_ref()).await {
         crate::relay::Relayed::Ok(result) => {
             // The controller publishes its own (possibly asynchronous) ack, which the follower forwards.
             if route.target != Target::Controller {

@@ -24,24 +24,27 @@ pub struct AggregatorConfig {
     pub alerts: AlertsConfig,
     pub history: crate::history::HistoryConfig,
     pub dashboard: DashboardConfig,
+    pub audit: AuditConfig,
 }
 
+/// The aggregator's defaults of the shared sections.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Defaults;
+
+impl ndefender_service::server::Defaults for Defaults {
+    const BIND: &'static str = "127.0.0.1:8001";
+    const MAX_CLIENTS: usize = 64;
+    const HEARTBEAT_MS: u64 = 2000;
+    const AUDIT_PATH: &'static str = "/var/lib/ndefender/aggregator/audit.jsonl";
+}
+
+/// `[server]`: the section every daemon shares (ndefender-service) plus the aggregator's own
+/// `dashboard` switch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServerConfig {
-    pub bind: String,
-    pub api_key: String,
-    pub max_clients: usize,
-    pub heartbeat_ms: u64,
-    pub allowed_origins: Vec<String>,
-    pub cors_max_age_s: u64,
-    pub trusted_proxies: Vec<String>,
-    pub client_queue: usize,
-    pub replay_buffer: usize,
-    pub ping_interval_s: f64,
-    pub send_timeout_s: f64,
-    pub max_frame_bytes: usize,
-    pub max_patterns: usize,
+    #[serde(flatten)]
+    pub shared: ndefender_service::server::ServerSection<Defaults>,
     /// Serve the operator's dashboard at `/` (issue 14).
     pub dashboard: bool,
 }
@@ -49,23 +52,26 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            bind: "127.0.0.1:8001".into(),
-            api_key: String::new(),
-            max_clients: 64,
-            heartbeat_ms: 2000,
-            allowed_origins: vec!["*".into()],
-            cors_max_age_s: 86400,
-            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
-            client_queue: 1024,
-            replay_buffer: 4096,
-            ping_interval_s: 20.0,
-            send_timeout_s: 10.0,
-            max_frame_bytes: 65536,
-            max_patterns: 100,
+            shared: Default::default(),
             dashboard: true,
         }
     }
 }
+
+impl std::ops::Deref for ServerConfig {
+    type Target = ndefender_service::server::ServerSection<Defaults>;
+    fn deref(&self) -> &Self::Target {
+        &self.shared
+    }
+}
+
+impl std::ops::DerefMut for ServerConfig {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.shared
+    }
+}
+
+pub type AuditConfig = ndefender_service::server::AuditConfig<Defaults>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -108,6 +114,8 @@ pub struct RemoteIdConfig {
     pub jsonl_path: PathBuf,
     pub base_url: String,
     pub api_key: String,
+    /// PEM certificate to pin for an `https://` base_url (empty: system TLS is not used).
+    pub ca_file: String,
     pub contact_ttl_s: f64,
     pub stale_s: f64,
     pub max_event_age_s: f64,
@@ -123,6 +131,7 @@ impl Default for RemoteIdConfig {
             jsonl_path: "/opt/ndefender/logs/remoteid_engine.jsonl".into(),
             base_url: "http://127.0.0.1:9001".into(),
             api_key: String::new(),
+            ca_file: String::new(),
             contact_ttl_s: 15.0,
             stale_s: 15.0,
             max_event_age_s: 15.0,
@@ -140,6 +149,8 @@ pub struct AntsdrConfig {
     pub jsonl_path: PathBuf,
     pub base_url: String,
     pub api_key: String,
+    /// PEM certificate to pin for an `https://` base_url (empty: system TLS is not used).
+    pub ca_file: String,
     pub contact_ttl_s: f64,
     pub stale_s: f64,
     pub poll_interval_s: f64,
@@ -152,6 +163,7 @@ impl Default for AntsdrConfig {
             jsonl_path: "/opt/ndefender/logs/antsdr_scan.jsonl".into(),
             base_url: "http://127.0.0.1:8890".into(),
             api_key: String::new(),
+            ca_file: String::new(),
             contact_ttl_s: 180.0,
             stale_s: 15.0,
             poll_interval_s: 5.0,
@@ -199,6 +211,8 @@ pub struct SystemControllerConfig {
     pub enabled: bool,
     pub base_url: String,
     pub api_key: String,
+    /// PEM certificate to pin for an `https://` base_url (empty: system TLS is not used).
+    pub ca_file: String,
     pub silence_timeout_s: f64,
 }
 
@@ -208,6 +222,7 @@ impl Default for SystemControllerConfig {
             enabled: true,
             base_url: "http://127.0.0.1:8002".into(),
             api_key: String::new(),
+            ca_file: String::new(),
             silence_timeout_s: 10.0,
         }
     }
@@ -350,23 +365,8 @@ impl Validate for AggregatorConfig {
         fn err(k: &str, m: &str) -> Result<(), (String, String)> {
             Err((k.to_owned(), m.to_owned()))
         }
-        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
-            return err("server.bind", "expected host:port, e.g. 127.0.0.1:8001");
-        }
-        if self.server.max_clients == 0 {
-            return err("server.max_clients", "must be at least 1");
-        }
-        if self.server.client_queue == 0 {
-            return err("server.client_queue", "must be at least 1");
-        }
-        for (k, v) in [
-            ("server.ping_interval_s", self.server.ping_interval_s),
-            ("server.send_timeout_s", self.server.send_timeout_s),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return err(k, "must be a positive number of seconds");
-            }
-        }
+        self.server.validate("server")?;
+        self.audit.validate()?;
         if !self.state.dir.is_absolute() {
             return err("state.dir", "must be an absolute path");
         }

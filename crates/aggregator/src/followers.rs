@@ -74,7 +74,15 @@ async fn session(core: &Core, up: &Upstream, silence: Duration) -> bool {
             req.headers_mut().insert("X-API-Key", v);
         }
     }
-    let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(req)).await {
+    if up.tls.is_none() && up.base_url.starts_with("https://") {
+        // Without a pinned certificate there is no trust anchor (the platform's roots are
+        // never used), so refuse rather than let rustls look for a default provider.
+        tracing::error!(url = %up.base_url, "https base_url needs system_controller.ca_file");
+        return false;
+    }
+    let connector = up.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    let connect = tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector);
+    let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok((ws, _))) => ws,
         _ => return false,
     };

@@ -23,33 +23,29 @@ use crate::core::Core;
 use crate::upstream::Upstream;
 use ndefender_contract::time::{Clock, SystemClock};
 use ndefender_contract::{ErrorStyle, Source, TimestampField};
-use ndefender_hub::{Hub, HubConfig};
+use ndefender_hub::Hub;
+use ndefender_service::audit::AuditLog;
 use ndefender_service::http::Conventions;
 use ndefender_service::lifecycle::{self, systemd};
+use ndefender_service::listen::ServeOptions;
 use ndefender_service::Shutdown;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const WS_PATH: &str = "/api/v1/ws";
 
-fn hub_config(cfg: &AggregatorConfig) -> HubConfig {
-    let s = &cfg.server;
-    HubConfig {
-        source: Source::Aggregator,
-        time_field: TimestampField::TimestampMs,
-        error_style: ErrorStyle::Detail,
-        max_clients: s.max_clients,
-        client_queue: s.client_queue,
-        replay_buffer: s.replay_buffer,
-        heartbeat_ms: s.heartbeat_ms,
-        ping_interval_s: s.ping_interval_s,
-        send_timeout_s: s.send_timeout_s,
-        max_frame_bytes: s.max_frame_bytes,
-        max_patterns: s.max_patterns,
-        api_key: s.api_key.clone(),
-        allowed_origins: s.allowed_origins.clone(),
-    }
-}
+/// Command routes an operator may call; every other command is admin-only
+/// (network, bluetooth, services, power).
+pub const OPERATOR_ROUTES: &[&str] = &[
+    "/api/v1/vrx/",
+    "/api/v1/esp32/",
+    "/api/v1/scan/",
+    "/api/v1/video/",
+    "/api/v1/audio/",
+    "/api/v1/gps/",
+    "/api/v1/antsdr/",
+    "/api/v1/remote_id/",
+];
 
 /// Runs the daemon until `shutdown` fires, then stops within the wire §7.9 budget.
 pub async fn run(cfg: AggregatorConfig, shutdown: Shutdown) -> std::io::Result<()> {
@@ -62,7 +58,11 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     tracing::info!(bind = %cfg.server.bind, "aggregator listening");
 
     let core = Core::new(cfg.clone(), clock.clone());
-    let hub = Hub::new(hub_config(&cfg), Arc::new(core.clone()));
+    let hub = Hub::new(
+        cfg.server
+            .hub_config(Source::Aggregator, TimestampField::TimestampMs, ErrorStyle::Detail),
+        Arc::new(core.clone()),
+    );
     core.attach_hub(hub.clone());
     let history = history::History::start(&cfg, &hub, &core, clock.clone()).await;
 
@@ -84,8 +84,10 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         &cfg.system_controller.base_url,
         &cfg.system_controller.api_key,
         client.clone(),
-    );
-    let antsdr_up = Upstream::new("antsdr", &cfg.antsdr.base_url, &cfg.antsdr.api_key, client.clone());
+    )
+    .pinned(&cfg.system_controller.ca_file)?;
+    let antsdr_up = Upstream::new("antsdr", &cfg.antsdr.base_url, &cfg.antsdr.api_key, client.clone())
+        .pinned(&cfg.antsdr.ca_file)?;
     if cfg.system_controller.enabled {
         tokio::spawn(followers::follow_controller(
             cfg.clone(),
@@ -125,7 +127,8 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
             &cfg.remoteid.base_url,
             &cfg.remoteid.api_key,
             client.clone(),
-        ),
+        )
+        .pinned(&cfg.remoteid.ca_file)?,
         controller: controller_up,
         antsdr: antsdr_up,
         get_timeout: Duration::from_secs_f64(cfg.proxy.get_timeout_s),
@@ -147,14 +150,13 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     } else {
         app
     };
-    let mut conv = Conventions::new(
-        ErrorStyle::Detail,
-        &cfg.server.api_key,
-        &cfg.server.allowed_origins,
-        cfg.server.cors_max_age_s,
-    )
-    .with_ws_paths(&[WS_PATH])
-    .with_http_metrics(http_metrics);
+    let opts = ServeOptions::from_server(&cfg.server, http_metrics.clone())?;
+    let audit = Arc::new(AuditLog::new(&cfg.audit.path, cfg.audit.max_bytes));
+    let mut conv = Conventions::from_server(ErrorStyle::Detail, &cfg.server)
+        .with_ws_paths(&[WS_PATH])
+        .with_operator_routes(OPERATOR_ROUTES)
+        .with_audit(audit)
+        .with_http_metrics(http_metrics);
     if cfg.server.dashboard {
         conv.open_paths.extend(dashboard::OPEN_PATHS.map(String::from));
     }
@@ -183,7 +185,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     // Ingest stops first (final checkpoints = exactly what was published), then
     // the hub delivers what it holds and closes every client with 1001.
     let hub_for_drain = hub.clone();
-    lifecycle::serve(listener, app, shutdown, Some(flag), async move {
+    lifecycle::serve(listener, app, opts, shutdown, Some(flag), async move {
         feeds.stop().await;
         hub_for_drain.shutdown().await;
         if let Some(h) = history {

@@ -21,6 +21,14 @@ pub enum Relayed {
     Failed(ApiError),
 }
 
+/// The client a command is relayed for: sent as `X-Forwarded-For` and
+/// `X-NDefender-On-Behalf-Of`, which the upstream believes only from a trusted proxy.
+#[derive(Debug, Clone)]
+pub struct OnBehalf {
+    pub name: String,
+    pub client: std::net::IpAddr,
+}
+
 pub async fn relay(
     up: &Upstream,
     route_name: &str,
@@ -28,8 +36,9 @@ pub async fn relay(
     req: &CommandRequest,
     timeout: Duration,
     now_ms: u64,
+    on_behalf: Option<&OnBehalf>,
 ) -> Relayed {
-    let r = relay_inner(up, route_name, upstream_path, req, timeout, now_ms).await;
+    let r = relay_inner(up, route_name, upstream_path, req, timeout, now_ms, on_behalf).await;
     up.count(match &r {
         Relayed::Ok(_) => "ok",
         Relayed::Refused(_) => "refused",
@@ -48,11 +57,17 @@ async fn relay_inner(
     req: &CommandRequest,
     timeout: Duration,
     now_ms: u64,
+    on_behalf: Option<&OnBehalf>,
 ) -> Relayed {
     let url = format!("{}/api/v1/{}", up.base_url, upstream_path.trim_start_matches('/'));
     let mut r = up.client.post(&url).timeout(timeout).json(&req.to_body());
     if !up.api_key.is_empty() {
         r = r.header("X-API-Key", &up.api_key);
+    }
+    if let Some(o) = on_behalf {
+        r = r
+            .header("X-Forwarded-For", o.client.to_string())
+            .header(ndefender_service::http::ON_BEHALF_OF_HEADER, &o.name);
     }
     let resp = match r.send().await {
         Ok(r) => r,

@@ -34,6 +34,8 @@ pub struct Upstream {
     pub base_url: String,
     pub api_key: String,
     pub client: reqwest::Client,
+    /// TLS client config trusting only the upstream's pinned certificate (`ca_file`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// `aggregator_upstream_requests_total{upstream,outcome}`, shared by the clones.
     pub requests: Arc<CounterFamily>,
 }
@@ -45,8 +47,22 @@ impl Upstream {
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.to_owned(),
             client,
+            tls: None,
             requests: Arc::default(),
         }
+    }
+
+    /// With `ca_file` set, the controller follower's `wss://` connection trusts only that
+    /// certificate file (a daemon's own self-signed certificate). REST calls to an
+    /// `https://` base URL are not supported yet: reqwest's rustls backend would need a
+    /// process-wide crypto provider (see docs/SECURITY.md).
+    pub fn pinned(mut self, ca_file: &str) -> std::io::Result<Self> {
+        if ca_file.is_empty() {
+            return Ok(self);
+        }
+        let tls = ndefender_service::tls::pinned_client_config(std::path::Path::new(ca_file))?;
+        self.tls = Some(Arc::new(tls));
+        Ok(self)
     }
 
     /// Counts one request's outcome (`ok`, `unavailable`, `timeout`, `invalid_response`, `refused`, `error`).

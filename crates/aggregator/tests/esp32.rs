@@ -274,6 +274,7 @@ async fn refusals_touch_nothing_and_are_acked() -> R {
 
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/video/select", rig.base))
+        .header("content-type", "application/json")
         .body("{nope")
         .send()
         .await?;

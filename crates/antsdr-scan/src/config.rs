@@ -24,67 +24,60 @@ pub struct ScanConfig {
     pub file: FileConfig,
     pub replay: ReplayConfig,
     pub log: LogConfig,
+    pub audit: AuditConfig,
 }
 
+/// The scanner's defaults of the shared sections.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Defaults;
+
+impl ndefender_service::server::Defaults for Defaults {
+    const BIND: &'static str = "127.0.0.1:8890";
+    const MAX_CLIENTS: usize = 25;
+    const HEARTBEAT_MS: u64 = 0;
+    const AUDIT_PATH: &'static str = "/var/lib/ndefender/antsdr-scan/audit.jsonl";
+}
+
+/// `[api]`: the shared server keys (ndefender-service) plus the scanner's own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ApiConfig {
-    pub bind: String,
-    pub api_key: String,
-    pub max_clients: usize,
+    #[serde(flatten)]
+    pub server: ndefender_service::server::ServerConfig<Defaults>,
     pub event_buffer: usize,
     pub timestamp_field: TimestampField,
     pub ws_stats: bool,
     pub allow_unsafe: bool,
-    pub allowed_origins: Vec<String>,
-    pub cors_max_age_s: u64,
-    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
-            bind: "127.0.0.1:8890".into(),
-            api_key: String::new(),
-            max_clients: 25,
+            server: Default::default(),
             event_buffer: 500,
             timestamp_field: TimestampField::Timestamp,
             ws_stats: false,
             // Secure by default (issue 13 §8): reset/calibrate are opt-in.
             allow_unsafe: false,
-            allowed_origins: vec!["*".into()],
-            cors_max_age_s: 86400,
-            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
         }
     }
 }
 
-/// Hub keys of wire §7.7 other than `max_clients`, which lives in `[api]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct WsConfig {
-    pub client_queue: usize,
-    pub replay_buffer: usize,
-    pub heartbeat_ms: u64,
-    pub ping_interval_s: f64,
-    pub send_timeout_s: f64,
-    pub max_frame_bytes: usize,
-    pub max_patterns: usize,
-}
-
-impl Default for WsConfig {
-    fn default() -> Self {
-        Self {
-            client_queue: 1024,
-            replay_buffer: 4096,
-            heartbeat_ms: 0,
-            ping_interval_s: 20.0,
-            send_timeout_s: 10.0,
-            max_frame_bytes: 65536,
-            max_patterns: 100,
-        }
+impl std::ops::Deref for ApiConfig {
+    type Target = ndefender_service::server::ServerConfig<Defaults>;
+    fn deref(&self) -> &Self::Target {
+        &self.server
     }
 }
+impl std::ops::DerefMut for ApiConfig {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.server
+    }
+}
+
+/// `[ws]`: hub keys of wire §7.7 other than `max_clients`, which lives in `[api]`.
+pub type WsConfig = ndefender_service::server::HubSection<Defaults>;
+pub type AuditConfig = ndefender_service::server::AuditConfig<Defaults>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -431,21 +424,12 @@ fn err<T>(key: &str, msg: impl Into<String>) -> Result<T, (String, String)> {
 impl Validate for ScanConfig {
     fn validate(&self) -> Result<(), (String, String)> {
         let a = &self.api;
-        if a.bind.parse::<std::net::SocketAddr>().is_err() {
-            return err("api.bind", "expected host:port, e.g. 127.0.0.1:8890");
-        }
-        if a.max_clients == 0 {
-            return err("api.max_clients", "must be at least 1");
-        }
+        a.server.validate("api")?;
         if a.event_buffer == 0 {
             return err("api.event_buffer", "must be at least 1");
         }
-        if self.ws.client_queue == 0 {
-            return err("ws.client_queue", "must be at least 1");
-        }
-        if !(self.ws.ping_interval_s > 0.0 && self.ws.send_timeout_s > 0.0) {
-            return err("ws.ping_interval_s", "intervals must be positive");
-        }
+        self.ws.validate("ws")?;
+        self.audit.validate()?;
         let r = &self.radio;
         if r.source == SourceKind::Iio && !cfg!(feature = "iio") {
             return err(

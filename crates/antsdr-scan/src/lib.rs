@@ -5,6 +5,7 @@
 pub mod api;
 pub mod bench;
 pub mod classify;
+pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod dsp;
@@ -28,33 +29,19 @@ use crate::state::{Greeter, Shared};
 use ndefender_contract::devices::SweepPlanSummary;
 use ndefender_contract::time::{Clock, ManualClock, SystemClock};
 use ndefender_contract::{ErrorStyle, Source};
-use ndefender_hub::{Hub, HubConfig};
+use ndefender_hub::Hub;
+use ndefender_service::audit::AuditLog;
 use ndefender_service::http::Conventions;
 use ndefender_service::lifecycle::{self, systemd};
+use ndefender_service::listen::ServeOptions;
 use ndefender_service::Shutdown;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub const WS_PATHS: [&str; 2] = ["/api/v1/events", "/api/v1/ws"];
 
-fn hub_config(cfg: &ScanConfig) -> HubConfig {
-    let (a, w) = (&cfg.api, &cfg.ws);
-    HubConfig {
-        source: Source::Antsdr,
-        time_field: a.timestamp_field,
-        error_style: ErrorStyle::Nested,
-        max_clients: a.max_clients,
-        client_queue: w.client_queue,
-        replay_buffer: w.replay_buffer,
-        heartbeat_ms: w.heartbeat_ms,
-        ping_interval_s: w.ping_interval_s,
-        send_timeout_s: w.send_timeout_s,
-        max_frame_bytes: w.max_frame_bytes,
-        max_patterns: w.max_patterns,
-        api_key: a.api_key.clone(),
-        allowed_origins: a.allowed_origins.clone(),
-    }
-}
+/// Command routes an operator may call; `config/reload` stays admin-only.
+pub const OPERATOR_ROUTES: &[&str] = &["/api/v1/run/", "/api/v1/sweep/", "/api/v1/gain/", "/api/v1/device/"];
 
 /// `/sweep/state` `plans`: every loaded plan.
 pub fn plan_summaries(plans: &PlanSet) -> Vec<SweepPlanSummary> {
@@ -94,7 +81,15 @@ pub async fn run_with_clock(
     let profiles = Profiles::load(&cfg.classification.profiles).map_err(invalid)?;
 
     let shared = Shared::new(cfg.clone(), plan_summaries(&plans));
-    let hub = Hub::new(hub_config(&cfg), Arc::new(Greeter(shared.clone())));
+    let hub = Hub::new(
+        cfg.ws.hub_config(
+            &cfg.api.server,
+            Source::Antsdr,
+            cfg.api.timestamp_field,
+            ErrorStyle::Nested,
+        ),
+        Arc::new(Greeter(shared.clone())),
+    );
     shared.attach_hub(hub.clone());
 
     let threads = runner::start(cfg.clone(), plans, profiles, clock.clone(), virt, shared.clone())?;
@@ -114,14 +109,13 @@ pub async fn run_with_clock(
         ws = ws.route(p, hub.ws_route());
     }
     let app = api::router(api).merge(ws);
-    let conv = Conventions::new(
-        ErrorStyle::Nested,
-        &cfg.api.api_key,
-        &cfg.api.allowed_origins,
-        cfg.api.cors_max_age_s,
-    )
-    .with_ws_paths(&WS_PATHS)
-    .with_http_metrics(http_metrics);
+    let opts = ServeOptions::from_server(&cfg.api.server, http_metrics.clone())?;
+    let audit = Arc::new(AuditLog::new(&cfg.audit.path, cfg.audit.max_bytes));
+    let conv = Conventions::from_server(ErrorStyle::Nested, &cfg.api.server)
+        .with_ws_paths(&WS_PATHS)
+        .with_operator_routes(OPERATOR_ROUTES)
+        .with_audit(audit)
+        .with_http_metrics(http_metrics);
     let flag = conv.shutting_down.clone();
     let app = ndefender_service::http::apply(app, conv);
 
@@ -146,7 +140,7 @@ pub async fn run_with_clock(
     // Inputs stop first (no LOST on shutdown), the JSONL is flushed and synced, then the hub
     // closes every client with 1001.
     let hub_for_drain = hub.clone();
-    lifecycle::serve(listener, app, shutdown, Some(flag), async move {
+    lifecycle::serve(listener, app, opts, shutdown, Some(flag), async move {
         let t = threads.lock().ok().and_then(|mut g| g.take());
         if let Some(t) = t {
             let _ = tokio::task::spawn_blocking(move || t.stop()).await;

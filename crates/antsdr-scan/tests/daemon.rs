@@ -236,7 +236,7 @@ async fn api_key_is_enforced_except_on_health() -> R {
     let d = Daemon::start(dir.path(), "", &[("NDEFENDER_API__API_KEY", "s3cret")]).await?;
     let base = d.base();
     let (code, _, v) = get(&format!("{base}/api/v1/stats")).await?;
-    assert_eq!((code, nested_code(&v)), (401, "invalid_api_key"));
+    assert_eq!((code, nested_code(&v)), (401, "unauthorized"));
     assert!(v["error"]["message"].is_string());
     let (code, _, _) = get(&format!("{base}/api/v1/health")).await?;
     assert_eq!(code, 200);
@@ -251,7 +251,7 @@ async fn api_key_is_enforced_except_on_health() -> R {
     let refused = Ws::refused(&d.ws("/api/v1/events"))
         .await?
         .ok_or("upgraded without a key")?;
-    assert_eq!((refused.0, nested_code(&refused.2)), (401, "invalid_api_key"));
+    assert_eq!((refused.0, nested_code(&refused.2)), (401, "unauthorized"));
     assert!(Ws::refused(&d.ws("/api/v1/events?api_key=s3cret")).await?.is_none());
     Ok(())
 }

@@ -177,15 +177,22 @@ impl Wiring {
         vec![
             kv("NDEFENDER_API__BIND", format!("127.0.0.1:{}", self.antsdr_port)),
             kv("NDEFENDER_OUTPUT__JSONL_PATH", self.rf_path.display()),
+            kv(
+                "NDEFENDER_AUDIT__PATH",
+                self.state_dir().join("antsdr-scan-audit.jsonl").display(),
+            ),
         ]
     }
 
     /// Environment of `ndefender-system-controller` on this machine's procfs.
     pub fn controller_env(&self) -> Vec<(String, String)> {
-        vec![kv(
-            "NDEFENDER_SERVER__BIND",
-            format!("127.0.0.1:{}", self.controller_port),
-        )]
+        vec![
+            kv("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{}", self.controller_port)),
+            kv(
+                "NDEFENDER_AUDIT__PATH",
+                self.state_dir().join("system-controller-audit.jsonl").display(),
+            ),
+        ]
     }
 
     /// Environment of `ndefender-aggregator` tailing both feeds from their beginning.
@@ -193,6 +200,10 @@ impl Wiring {
         vec![
             kv("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{}", self.aggregator_port)),
             kv("NDEFENDER_STATE__DIR", self.state_dir().display()),
+            kv(
+                "NDEFENDER_AUDIT__PATH",
+                self.state_dir().join("aggregator-audit.jsonl").display(),
+            ),
             kv("NDEFENDER_REMOTEID__JSONL_PATH", self.rid_path.display()),
             kv("NDEFENDER_ANTSDR__JSONL_PATH", self.rf_path.display()),
             kv(

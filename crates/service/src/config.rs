@@ -58,6 +58,7 @@ where
     T: DeserializeOwned + Serialize + Default + Validate,
 {
     apply_env(&mut table, env)?;
+    let input = table.clone();
     let mut unknown = Vec::new();
     let value = toml::Value::Table(table);
     let cfg: T = serde_ignored::deserialize(value, |path| unknown.push(path.to_string()))
@@ -65,11 +66,15 @@ where
     if let Some(key) = unknown.first() {
         return Err(ConfigError(format!("unknown key \"{key}\"")));
     }
+    let known = toml::Value::try_from(&cfg).map_err(|e| ConfigError(format!("invalid config: {e}")))?;
+    // serde_ignored cannot see keys a flattened section (`[server]`) left unused, so every
+    // key given must also be one the loaded config has.
+    if let Some(key) = first_unknown(&input, &known, "") {
+        return Err(ConfigError(format!("unknown key \"{key}\"")));
+    }
     cfg.validate()
         .map_err(|(key, msg)| ConfigError(format!("invalid value for \"{key}\": {msg}")))?;
-    if let Ok(v) = toml::Value::try_from(&cfg) {
-        check_durations(&v, "")?;
-    }
+    check_durations(&known, "")?;
     Ok(cfg)
 }
 
@@ -110,6 +115,27 @@ fn check_durations(v: &toml::Value, path: &str) -> Result<(), ConfigError> {
         toml::Value::Array(a) => a.iter().try_for_each(|x| check_durations(x, path)),
         _ => Ok(()),
     }
+}
+
+fn first_unknown(given: &toml::Table, known: &toml::Value, path: &str) -> Option<String> {
+    let known = known.as_table()?;
+    for (k, v) in given {
+        let p = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
+        match (v, known.get(k)) {
+            (_, None) => return Some(p),
+            (toml::Value::Table(t), Some(kv)) => {
+                if let Some(u) = first_unknown(t, kv, &p) {
+                    return Some(u);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn describe_type_error(msg: &str) -> String {

@@ -3,11 +3,17 @@
 //! notification (PROTOCOL.md §7.9), logging.
 
 pub mod backoff;
+pub mod audit;
+pub mod auth;
 pub mod config;
+pub mod daemon;
 pub mod http;
 pub mod lifecycle;
+pub mod listen;
 pub mod metrics;
 pub mod ratelimit;
+pub mod server;
+pub mod tls;
 
 pub use backoff::Backoff;
 pub use http::{ApiError, Conventions};

@@ -1,8 +1,7 @@
 //! Process lifecycle (PROTOCOL.md §7.9): signals, graceful shutdown, systemd notify and
 //! watchdog, logging.
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,13 +72,14 @@ impl Shutdown {
     }
 }
 
-/// Binds `bind`, serves `app` with peer addresses until `shutdown`, then stops
-/// accepting and gives in-flight requests [`IN_FLIGHT_GRACE`]. `before_drain`
-/// runs right after the trigger (the hub closes its sockets with 1001 there,
-/// since upgraded connections would otherwise hold the drain open).
+/// Serves `app` with peer addresses until `shutdown` (TLS, timeouts and the connection
+/// cap as `opts` say), then stops accepting and gives in-flight requests
+/// [`IN_FLIGHT_GRACE`]. `before_drain` runs right after the trigger (the hub closes its
+/// sockets with 1001 there, since upgraded connections would otherwise hold the drain open).
 pub async fn serve<F>(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    opts: crate::listen::ServeOptions,
     shutdown: Shutdown,
     conv_flag: Option<Arc<std::sync::atomic::AtomicBool>>,
     before_drain: F,
@@ -87,31 +87,14 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let wait = shutdown.wait();
-    let graceful = async move {
+    let trigger = async move {
         wait.await;
         if let Some(flag) = conv_flag {
             flag.store(true, Ordering::Relaxed);
         }
-        before_drain.await;
-        let _ = drained_tx.send(());
     };
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(graceful)
-        .into_future();
-    let mut server = Box::pin(server);
-    tokio::select! {
-        r = &mut server => return r,
-        _ = drained_rx => {}
-    }
-    match tokio::time::timeout(IN_FLIGHT_GRACE, server).await {
-        Ok(r) => r,
-        Err(_) => {
-            tracing::warn!("in-flight requests still running after grace period; closing");
-            Ok(())
-        }
-    }
+    crate::listen::run(listener, app, opts, trigger, before_drain, IN_FLIGHT_GRACE).await
 }
 
 /// Binds a TCP listener, naming the address in the error.

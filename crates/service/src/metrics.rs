@@ -151,6 +151,11 @@ impl CounterFamily {
 pub struct HttpMetrics {
     requests: CounterFamily,
     duration: Mutex<Histogram>,
+    /// Refused credentials by reason (missing, invalid, forbidden_role, rate_limited).
+    auth: CounterFamily,
+    /// Connections closed at `server.max_connections` to make room, and refused outright.
+    pub connections_evicted: std::sync::atomic::AtomicU64,
+    pub connections_open: std::sync::atomic::AtomicU64,
 }
 
 impl Default for HttpMetrics {
@@ -158,6 +163,9 @@ impl Default for HttpMetrics {
         Self {
             requests: CounterFamily::default(),
             duration: Mutex::new(Histogram::new(HTTP_BOUNDS)),
+            auth: CounterFamily::default(),
+            connections_evicted: Default::default(),
+            connections_open: Default::default(),
         }
     }
 }
@@ -167,8 +175,30 @@ impl HttpMetrics {
         self.requests.get(&format!("route=\"{route}\",status=\"{status}\""))
     }
 
+    pub fn count_auth(&self, reason: &str) {
+        self.auth.inc(&format!("reason=\"{reason}\""));
+    }
+
+    pub fn auth_refusals(&self, reason: &str) -> u64 {
+        self.auth.get(&format!("reason=\"{reason}\""))
+    }
+
     pub fn write_prometheus(&self, out: &mut String) {
+        use std::sync::atomic::Ordering::Relaxed;
         self.requests.write(out, "ndefender_http_requests_total");
+        self.auth.write(out, "ndefender_auth_refusals_total");
+        write_value(
+            out,
+            "ndefender_http_connections_open",
+            "gauge",
+            self.connections_open.load(Relaxed),
+        );
+        write_value(
+            out,
+            "ndefender_http_connections_evicted_total",
+            "counter",
+            self.connections_evicted.load(Relaxed),
+        );
         if let Ok(d) = self.duration.lock() {
             d.write(out, "ndefender_http_request_duration_seconds");
         }

@@ -109,6 +109,27 @@ impl SlidingWindow {
         Err(left.as_secs_f64().ceil().max(1.0) as u64)
     }
 
+    /// Whether a request at `now` would fit, without counting it.
+    pub fn peek(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = clients.get(&client) else {
+            return Ok(());
+        };
+        let live: Vec<&Instant> = e
+            .hits
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < self.window)
+            .collect();
+        if live.len() < self.limit {
+            return Ok(());
+        }
+        let left = live
+            .first()
+            .map(|t| self.window.saturating_sub(now.saturating_duration_since(**t)))
+            .unwrap_or_default();
+        Err(left.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
     pub fn tracked(&self) -> usize {
         self.clients.lock().map(|c| c.len()).unwrap_or(0)
     }

@@ -19,45 +19,23 @@ pub struct ControllerConfig {
     pub power: PowerConfig,
     pub gps: GpsConfig,
     pub audio: AudioConfig,
+    pub audit: AuditConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ServerConfig {
-    pub bind: String,
-    pub api_key: String,
-    pub max_clients: usize,
-    pub allowed_origins: Vec<String>,
-    pub cors_max_age_s: u64,
-    pub trusted_proxies: Vec<String>,
-    pub heartbeat_ms: u64,
-    pub client_queue: usize,
-    pub replay_buffer: usize,
-    pub ping_interval_s: f64,
-    pub send_timeout_s: f64,
-    pub max_frame_bytes: usize,
-    pub max_patterns: usize,
+/// The controller's defaults of the shared sections.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Defaults;
+
+impl ndefender_service::server::Defaults for Defaults {
+    const BIND: &'static str = "127.0.0.1:8002";
+    const MAX_CLIENTS: usize = 32;
+    const HEARTBEAT_MS: u64 = 0;
+    const AUDIT_PATH: &'static str = "/var/lib/ndefender/system-controller/audit.jsonl";
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            bind: "127.0.0.1:8002".into(),
-            api_key: String::new(),
-            max_clients: 32,
-            allowed_origins: vec!["*".into()],
-            cors_max_age_s: 86400,
-            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
-            heartbeat_ms: 0,
-            client_queue: 1024,
-            replay_buffer: 4096,
-            ping_interval_s: 20.0,
-            send_timeout_s: 10.0,
-            max_frame_bytes: 65536,
-            max_patterns: 100,
-        }
-    }
-}
+/// `[server]`: the section every daemon shares (ndefender-service).
+pub type ServerConfig = ndefender_service::server::ServerSection<Defaults>;
+pub type AuditConfig = ndefender_service::server::AuditConfig<Defaults>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -372,19 +350,8 @@ impl Validate for ControllerConfig {
         fn err(k: &str, m: &str) -> Result<(), (String, String)> {
             Err((k.to_owned(), m.to_owned()))
         }
-        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
-            return err("server.bind", "expected host:port, e.g. 127.0.0.1:8002");
-        }
-        if self.server.max_clients == 0 {
-            return err("server.max_clients", "must be at least 1");
-        }
-        if self.server.client_queue == 0 {
-            return err("server.client_queue", "must be at least 1");
-        }
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        if !positive(self.server.ping_interval_s) || !positive(self.server.send_timeout_s) {
-            return err("server.ping_interval_s", "intervals must be positive");
-        }
+        self.server.validate("server")?;
+        self.audit.validate()?;
         for (k, v) in [
             ("events.system_status_ms", self.events.system_status_ms),
             ("events.max_silence_s", self.events.max_silence_s),

@@ -21,9 +21,11 @@ use crate::probes::ups_hat::{LinuxI2c, UpsRegisterReader};
 use crate::state::Controller;
 use ndefender_contract::time::{Clock, SystemClock};
 use ndefender_contract::{ErrorStyle, Source, TimestampField};
-use ndefender_hub::{Hub, HubConfig};
+use ndefender_hub::Hub;
+use ndefender_service::audit::AuditLog;
 use ndefender_service::http::{parse_ips, Conventions};
 use ndefender_service::lifecycle::{self, systemd};
+use ndefender_service::listen::ServeOptions;
 use ndefender_service::Shutdown;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -56,24 +58,9 @@ impl Backends {
     }
 }
 
-fn hub_config(cfg: &ControllerConfig) -> HubConfig {
-    let s = &cfg.server;
-    HubConfig {
-        source: Source::System,
-        time_field: TimestampField::TimestampMs,
-        error_style: ErrorStyle::Detail,
-        max_clients: s.max_clients,
-        client_queue: s.client_queue,
-        replay_buffer: s.replay_buffer,
-        heartbeat_ms: s.heartbeat_ms,
-        ping_interval_s: s.ping_interval_s,
-        send_timeout_s: s.send_timeout_s,
-        max_frame_bytes: s.max_frame_bytes,
-        max_patterns: s.max_patterns,
-        api_key: s.api_key.clone(),
-        allowed_origins: s.allowed_origins.clone(),
-    }
-}
+/// Command routes an operator may call; every other command is admin-only
+/// (network, bluetooth, services, power).
+pub const OPERATOR_ROUTES: &[&str] = &["/api/v1/audio/", "/api/v1/gps/"];
 
 fn limits(cfg: &ControllerConfig) -> Limits {
     let l = &cfg.limits;
@@ -109,7 +96,11 @@ pub async fn run_with(
     }
     let cfg = Arc::new(cfg);
     let ctl = Controller::new(cfg.clone(), backends.clock.clone());
-    let hub = Hub::new(hub_config(&cfg), Arc::new(ctl.clone()));
+    let hub = Hub::new(
+        cfg.server
+            .hub_config(Source::System, TimestampField::TimestampMs, ErrorStyle::Detail),
+        Arc::new(ctl.clone()),
+    );
     ctl.attach_hub(hub.clone());
 
     let stop = shutdown.wait();
@@ -161,14 +152,13 @@ pub async fn run_with(
         metrics: Mutex::new(Default::default()),
     });
     let app = api::router(api).route(WS_PATH, hub.ws_route());
-    let conv = Conventions::new(
-        ErrorStyle::Detail,
-        &cfg.server.api_key,
-        &cfg.server.allowed_origins,
-        cfg.server.cors_max_age_s,
-    )
-    .with_ws_paths(&[WS_PATH])
-    .with_http_metrics(http_metrics);
+    let opts = ServeOptions::from_server(&cfg.server, http_metrics.clone())?;
+    let audit = Arc::new(AuditLog::new(&cfg.audit.path, cfg.audit.max_bytes));
+    let conv = Conventions::from_server(ErrorStyle::Detail, &cfg.server)
+        .with_ws_paths(&[WS_PATH])
+        .with_operator_routes(OPERATOR_ROUTES)
+        .with_audit(audit)
+        .with_http_metrics(http_metrics);
     let flag = conv.shutting_down.clone();
     let app = ndefender_service::http::apply(app, conv);
 
@@ -192,7 +182,7 @@ pub async fn run_with(
     );
 
     let hub_for_drain = hub.clone();
-    lifecycle::serve(listener, app, shutdown, Some(flag), async move {
+    lifecycle::serve(listener, app, opts, shutdown, Some(flag), async move {
         hub_for_drain.shutdown().await;
     })
     .await?;

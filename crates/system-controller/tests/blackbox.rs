@@ -312,9 +312,9 @@ async fn api_key_client_limit_and_sigterm() -> R {
     let (s, _) = d.get("/api/v1/health").await?;
     assert_eq!(s, 200);
     let (s, v) = d.get("/api/v1/status").await?;
-    assert_eq!((s, v), (401, json!({"detail":"invalid_api_key"})));
+    assert_eq!((s, v), (401, json!({"detail":"unauthorized"})));
     let (s, _, v) = d.post("/api/v1/audio/mute", r#"{"payload":{"muted":true}}"#).await?;
-    assert_eq!((s, v), (401, json!({"detail":"invalid_api_key"})));
+    assert_eq!((s, v), (401, json!({"detail":"unauthorized"})));
     assert!(Ws::connect(&d.ws_url()).await.is_err());
     let (s, _) = d.get("/api/v1/status?api_key=s3cret").await?;
     assert_eq!(s, 200);

@@ -113,6 +113,8 @@ enabled = false
 base_url = "http://127.0.0.1:1"
 [tail]
 start_position = "beginning"
+[audit]
+path = "{state}/audit.jsonl"
 "#,
         state = dir.join("state").display(),
         rid = dir.join("remoteid.jsonl").display(),

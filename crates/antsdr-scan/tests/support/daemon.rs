@@ -55,6 +55,8 @@ stats_interval_s = 1.0
 [replay]
 allowed_dirs = ["{dir}"]
 {extra}
+[audit]
+path = "{dir}/audit.jsonl"
 "#,
             jsonl = dir.join("logs/antsdr_scan.jsonl").display(),
             dir = dir.display(),
@@ -116,7 +118,12 @@ pub async fn get(url: &str) -> R<(u16, reqwest::header::HeaderMap, Value)> {
 }
 
 pub async fn post(url: &str, body: &str) -> R<(u16, reqwest::header::HeaderMap, Value)> {
-    let r = reqwest::Client::new().post(url).body(body.to_owned()).send().await?;
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await?;
     let code = r.status().as_u16();
     let h = r.headers().clone();
     let text = r.text().await?;

@@ -55,6 +55,7 @@ impl Daemon {
         let port = free_port()?;
         let path = dir.join("controller.toml");
         std::fs::write(&path, config.replace("{PORT}", &port.to_string()))?;
+        let audit = dir.join("audit.jsonl").display().to_string();
         let mut launch = Launch::new(
             "ndefender-system-controller",
             env!("CARGO_BIN_EXE_ndefender-system-controller"),
@@ -63,6 +64,7 @@ impl Daemon {
         )
         .config(&path)
         .envs(&[("RUST_LOG", "debug,zbus=info,hyper=info")])
+        .envs(&[("NDEFENDER_AUDIT__PATH", audit.as_str())])
         .envs(env);
         launch.env_remove.push("DBUS_SYSTEM_BUS_ADDRESS".into());
         launch.log = dir.join(format!("controller-{port}.log"));
@@ -215,7 +217,12 @@ pub async fn get_json(url: &str) -> R<(u16, Value)> {
 }
 
 pub async fn post_json(url: &str, body: &str) -> R<(u16, reqwest::header::HeaderMap, Value)> {
-    let r = reqwest::Client::new().post(url).body(body.to_owned()).send().await?;
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await?;
     let s = r.status().as_u16();
     let h = r.headers().clone();
     let v: Value = r.json().await?;
