@@ -203,6 +203,17 @@ impl Proc {
         format!("ws://127.0.0.1:{}{path}", self.launch.port)
     }
 
+    /// Takes over a process the test started itself with a command line the launch cannot
+    /// express (e.g. under `ulimit`), so it is signalled, waited for and killed on drop like
+    /// any other; the previous process must have been stopped.
+    pub fn adopt(&mut self, child: Child) -> R {
+        if self.child.is_some() {
+            return Err(format!("{} is still running", self.name).into());
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
     pub fn pid(&self) -> R<i32> {
         Ok(self.child.as_ref().ok_or("not running")?.id() as i32)
     }

@@ -290,7 +290,7 @@ async fn idle_connection_flood_does_not_lock_clients_out() -> R {
         .env("RUST_LOG", "error")
         .stdin(std::process::Stdio::null())
         .spawn()?;
-    d.child = Some(child);
+    d.proc.adopt(child).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while health_latency(d.port).await.is_err() {
         if Instant::now() > deadline {
@@ -355,7 +355,7 @@ async fn tls_with_a_generated_certificate() -> R {
         .env("NDEFENDER_SERVER__TLS_KEY", &key)
         .stdin(std::process::Stdio::null())
         .spawn()?;
-    d.child = Some(child);
+    d.proc.adopt(child).map_err(|e| e.to_string())?;
     let tls = pinned_client(&cert)?;
     let name = rustls_pki_types::ServerName::try_from("localhost")?;
     let deadline = Instant::now() + Duration::from_secs(20);

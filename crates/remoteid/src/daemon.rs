@@ -624,7 +624,9 @@ pub async fn run(cfg: EngineConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -
     let app = ndefender_service::http::apply(app, conv);
     systemd::ready();
     let hub_for_drain = hub.clone();
-    lifecycle::serve(listener, app, shutdown, Some(flag), async move {
+    let opts =
+        ndefender_service::listen::ServeOptions::plain(Arc::new(ndefender_service::metrics::HttpMetrics::default()));
+    lifecycle::serve(listener, app, opts, shutdown, Some(flag), async move {
         let e = engine.clone();
         let _ = tokio::task::spawn_blocking(move || {
             e.stop_all();

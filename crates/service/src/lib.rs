@@ -2,9 +2,9 @@
 //! (PROTOCOL.md §10), the REST conventions (PROTOCOL.md §5, §6), graceful shutdown and systemd
 //! notification (PROTOCOL.md §7.9), logging.
 
-pub mod backoff;
 pub mod audit;
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod daemon;
 pub mod http;

@@ -50,6 +50,11 @@ impl<E> Clients<E> {
         &mut slot.1
     }
 
+    /// The entry of `client` if tracked, without marking it used.
+    pub fn get(&self, client: &IpAddr) -> Option<&E> {
+        self.map.get(client).map(|(_, e)| e)
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -116,7 +121,6 @@ impl SlidingWindow {
             return Ok(());
         };
         let live: Vec<&Instant> = e
-            .hits
             .iter()
             .filter(|t| now.saturating_duration_since(**t) < self.window)
             .collect();
