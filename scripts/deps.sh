@@ -11,6 +11,7 @@ NDEFENDER_DEBS=(
   dbus             # private dbus-daemon for the system-controller tests
   python3-dbusmock # D-Bus service mocks (belongs to /usr/bin/python3)
   gpsd gpsd-clients
+  mosquitto mosquitto-clients # MQTT broker for the uplink and fleet tests (issue 15)
 )
 
 ensure_debian_packages() {

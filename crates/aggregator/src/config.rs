@@ -22,6 +22,8 @@ pub struct AggregatorConfig {
     pub status: StatusConfig,
     pub contacts: ContactsConfig,
     pub alerts: AlertsConfig,
+    pub mqtt: crate::uplink::config::MqttConfig,
+    pub tak: crate::uplink::config::TakConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -378,6 +380,8 @@ impl Validate for AggregatorConfig {
         if self.contacts.max_per_kind == 0 {
             return err("contacts.max_per_kind", "must be at least 1");
         }
+        self.mqtt.validate()?;
+        self.tak.validate()?;
         Ok(())
     }
 }

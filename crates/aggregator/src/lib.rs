@@ -13,6 +13,7 @@ pub mod followers;
 pub mod metrics;
 pub mod relay;
 pub mod upstream;
+pub mod uplink;
 
 use crate::api::Api;
 use crate::config::AggregatorConfig;
@@ -62,6 +63,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     let core = Core::new(cfg.clone(), clock);
     let hub = Hub::new(hub_config(&cfg), Arc::new(core.clone()));
     core.attach_hub(hub.clone());
+    let uplinks = uplink::start(&cfg, &core, &hub, &shutdown)?;
 
     let feeds = feeds::start(&cfg, &core)?;
 
@@ -173,6 +175,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     lifecycle::serve(listener, app, shutdown, Some(flag), async move {
         feeds.stop().await;
         hub_for_drain.shutdown().await;
+        uplinks.stop().await;
     })
     .await?;
     systemd::stopping();

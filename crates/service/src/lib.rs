@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
+pub mod mqtt;
 pub mod ratelimit;
 
 pub use http::{ApiError, Conventions};
