@@ -12,8 +12,8 @@ pub mod feeds;
 pub mod followers;
 pub mod metrics;
 pub mod relay;
-pub mod upstream;
 pub mod uplink;
+pub mod upstream;
 
 use crate::api::Api;
 use crate::config::AggregatorConfig;

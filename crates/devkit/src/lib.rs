@@ -10,6 +10,7 @@
 
 pub mod esp32;
 pub mod http;
+pub mod mosquitto;
 pub mod remoteid;
 pub mod soak;
 pub mod stack;

@@ -48,7 +48,9 @@ pub fn parse_url(url: &str, schemes: &[(&str, bool, u16)]) -> Result<BrokerUrl, 
         })?;
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() || rest.contains('/') || rest.contains('@') {
-        return Err(format!("expected {scheme}://host:port without path or user, got {url:?}"));
+        return Err(format!(
+            "expected {scheme}://host:port without path or user, got {url:?}"
+        ));
     }
     // `[v6]:port`, `host:port` or `host`.
     let (host, port) = if let Some(r) = rest.strip_prefix('[') {
@@ -73,7 +75,11 @@ pub fn parse_url(url: &str, schemes: &[(&str, bool, u16)]) -> Result<BrokerUrl, 
 
 /// True for `localhost` and loopback addresses.
 pub fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().map(|a| a.is_loopback()).unwrap_or(false)
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|a| a.is_loopback())
+            .unwrap_or(false)
 }
 
 pub const MQTT_SCHEMES: &[(&str, bool, u16)] = &[("mqtt", false, 1883), ("mqtts", true, 8883)];
@@ -118,7 +124,12 @@ impl Endpoint {
 
     /// rumqttc options for this endpoint: credentials, TLS, keep-alive, the last will.
     /// Reads the PEM files (call at start-up, not on a hot path).
-    pub fn options(&self, client_id: &str, keep_alive_s: u64, will: Option<rumqttc::LastWill>) -> Result<MqttOptions, String> {
+    pub fn options(
+        &self,
+        client_id: &str,
+        keep_alive_s: u64,
+        will: Option<rumqttc::LastWill>,
+    ) -> Result<MqttOptions, String> {
         let u = parse_url(&self.url, MQTT_SCHEMES)?;
         let mut o = MqttOptions::new(client_id, u.host, u.port);
         o.set_keep_alive(std::time::Duration::from_secs(keep_alive_s.max(5)));
@@ -150,7 +161,9 @@ pub fn tls_client_config(ca_file: &str, cert_file: &str, key_file: &str) -> Resu
         return Err(format!("no certificate in CA file {ca_file}"));
     }
     for c in cas {
-        roots.add(c).map_err(|e| format!("bad CA certificate in {ca_file}: {e}"))?;
+        roots
+            .add(c)
+            .map_err(|e| format!("bad CA certificate in {ca_file}: {e}"))?;
     }
     let b = ClientConfig::builder().with_root_certificates(roots);
     let cfg = if cert_file.is_empty() {
@@ -160,7 +173,8 @@ pub fn tls_client_config(ca_file: &str, cert_file: &str, key_file: &str) -> Resu
             .map_err(|e| format!("cannot read client certificate {cert_file}: {e}"))?
             .collect::<Result<_, _>>()
             .map_err(|e| format!("bad PEM in {cert_file}: {e}"))?;
-        let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("cannot read client key {key_file}: {e}"))?;
+        let key =
+            PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("cannot read client key {key_file}: {e}"))?;
         b.with_client_auth_cert(chain, key)
             .map_err(|e| format!("client certificate/key rejected: {e}"))?
     };
@@ -215,9 +229,23 @@ mod tests {
     #[test]
     fn urls() {
         let u = parse_url("mqtt://127.0.0.1", MQTT_SCHEMES);
-        assert_eq!(u, Ok(BrokerUrl { tls: false, host: "127.0.0.1".into(), port: 1883 }));
+        assert_eq!(
+            u,
+            Ok(BrokerUrl {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 1883
+            })
+        );
         let u = parse_url("mqtts://[::1]:9883", MQTT_SCHEMES);
-        assert_eq!(u, Ok(BrokerUrl { tls: true, host: "::1".into(), port: 9883 }));
+        assert_eq!(
+            u,
+            Ok(BrokerUrl {
+                tls: true,
+                host: "::1".into(),
+                port: 9883
+            })
+        );
         assert!(parse_url("http://x:1", MQTT_SCHEMES).is_err());
         assert!(parse_url("mqtt://x:0", MQTT_SCHEMES).is_err());
         assert!(parse_url("mqtt://u@x:1", MQTT_SCHEMES).is_err());

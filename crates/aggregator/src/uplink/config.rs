@@ -162,11 +162,17 @@ impl TakConfig {
         for t in &self.targets {
             let u = mqtt::parse_url(t, TAK_SCHEMES).map_err(|m| ("tak.targets".to_owned(), m))?;
             if u.tls && self.ca_file.is_empty() {
-                return Err(("tak.ca_file".into(), "tls:// targets need the server's CA (PEM file)".into()));
+                return Err((
+                    "tak.ca_file".into(),
+                    "tls:// targets need the server's CA (PEM file)".into(),
+                ));
             }
         }
         if self.client_cert.is_empty() != self.client_key.is_empty() {
-            return Err(("tak.client_cert".into(), "client_cert and client_key go together".into()));
+            return Err((
+                "tak.client_cert".into(),
+                "client_cert and client_key go together".into(),
+            ));
         }
         if !(self.interval_s.is_finite() && self.interval_s >= 0.5) {
             return Err(("tak.interval_s".into(), "must be at least 0.5 seconds".into()));

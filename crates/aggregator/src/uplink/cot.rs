@@ -136,7 +136,10 @@ mod tests {
         assert!(x.contains(r#"uid="ndefender-k-rid-a&quot;&lt;b&gt;""#), "{x}");
         assert!(x.contains(r#"time="2023-11-14T22:13:20.123Z""#), "{x}");
         assert!(x.contains(r#"stale="2023-11-14T22:13:35.123Z""#), "{x}");
-        assert!(x.contains(r#"<point lat="52.5" lon="13.25" hae="120" ce="10" le="10"/>"#), "{x}");
+        assert!(
+            x.contains(r#"<point lat="52.5" lon="13.25" hae="120" ce="10" le="10"/>"#),
+            "{x}"
+        );
         assert!(x.contains("serial=&lt;x&gt;"), "{x}");
         Ok(())
     }

@@ -157,7 +157,12 @@ pub fn qos(n: u8) -> QoS {
 }
 
 /// Starts the uplink: registers the tap now (before the feeds start), returns the tasks.
-pub fn start(cfg: &Arc<AggregatorConfig>, core: &Core, hub: &Hub, shutdown: &Shutdown) -> std::io::Result<Vec<JoinHandle<()>>> {
+pub fn start(
+    cfg: &Arc<AggregatorConfig>,
+    core: &Core,
+    hub: &Hub,
+    shutdown: &Shutdown,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
     let m = &cfg.mqtt;
     let kit_id = m.kit_id();
     let topics = Topics::new(&m.topic_prefix, &kit_id);
@@ -197,7 +202,13 @@ pub fn start(cfg: &Arc<AggregatorConfig>, core: &Core, hub: &Hub, shutdown: &Shu
     let max_backoff = Duration::from_secs_f64(m.reconnect_max_s);
     Ok(vec![
         tokio::spawn(state.run(tap, shutdown.clone())),
-        tokio::spawn(publisher(client.clone(), shared.clone(), topics.events(), q, shutdown.clone())),
+        tokio::spawn(publisher(
+            client.clone(),
+            shared.clone(),
+            topics.events(),
+            q,
+            shutdown.clone(),
+        )),
         tokio::spawn(connection(
             eventloop,
             client,
@@ -268,7 +279,9 @@ impl StateTask {
 
     /// Queues the event; true when it may have changed the contact list.
     fn on_event(&mut self, ev: &ndefender_hub::TapEvent) -> bool {
-        self.shared.outbox().push_event(Bytes::copy_from_slice(ev.json().as_bytes()));
+        self.shared
+            .outbox()
+            .push_event(Bytes::copy_from_slice(ev.json().as_bytes()));
         self.shared.wake.notify_one();
         let k = ev.kind();
         if k == kind::SYSTEM_UPDATE {

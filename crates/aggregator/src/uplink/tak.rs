@@ -29,7 +29,13 @@ use super::config::TAK_SCHEMES;
 type Doc = Arc<Vec<u8>>;
 
 /// Builds the CoT picture of the kit and its contacts at `now_ms`.
-pub fn picture(cfg: &AggregatorConfig, kit_id: &str, now_ms: u64, kit: Option<(f64, f64, f64, Option<f64>)>, contacts: &[Contact]) -> Vec<CotEvent> {
+pub fn picture(
+    cfg: &AggregatorConfig,
+    kit_id: &str,
+    now_ms: u64,
+    kit: Option<(f64, f64, f64, Option<f64>)>,
+    contacts: &[Contact],
+) -> Vec<CotEvent> {
     let base = format!("ndefender-{kit_id}");
     let ttl = |s: f64| now_ms + (s * 1000.0) as u64;
     let (klat, klon, khae, kce) = match kit {
@@ -160,7 +166,12 @@ pub fn picture(cfg: &AggregatorConfig, kit_id: &str, now_ms: u64, kit: Option<(f
     out
 }
 
-pub fn start(cfg: &Arc<AggregatorConfig>, core: &Core, hub: &Hub, shutdown: &Shutdown) -> std::io::Result<Vec<JoinHandle<()>>> {
+pub fn start(
+    cfg: &Arc<AggregatorConfig>,
+    core: &Core,
+    hub: &Hub,
+    shutdown: &Shutdown,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
     let t = &cfg.tak;
     let tls = if t.targets.iter().any(|x| x.starts_with("tls://")) {
         Some(tls_client_config(&t.ca_file, &t.client_cert, &t.client_key).map_err(std::io::Error::other)?)
@@ -188,11 +199,23 @@ pub fn start(cfg: &Arc<AggregatorConfig>, core: &Core, hub: &Hub, shutdown: &Shu
         tracing::info!(target = %target, "tak output enabled");
     }
     let tap = hub.tap("tak", 1024);
-    tasks.push(tokio::spawn(run(cfg.clone(), core.clone(), tap, queues, shutdown.clone())));
+    tasks.push(tokio::spawn(run(
+        cfg.clone(),
+        core.clone(),
+        tap,
+        queues,
+        shutdown.clone(),
+    )));
     Ok(tasks)
 }
 
-async fn run(cfg: Arc<AggregatorConfig>, core: Core, mut tap: ndefender_hub::Tap, queues: Vec<mpsc::Sender<Doc>>, shutdown: Shutdown) {
+async fn run(
+    cfg: Arc<AggregatorConfig>,
+    core: Core,
+    mut tap: ndefender_hub::Tap,
+    queues: Vec<mpsc::Sender<Doc>>,
+    shutdown: Shutdown,
+) {
     let kit_id = cfg.mqtt.kit_id();
     let stop = shutdown.wait();
     tokio::pin!(stop);
@@ -309,7 +332,11 @@ async fn udp_target(host: String, port: u16, ttl: u32, mut rx: mpsc::Receiver<Do
 trait Stream: tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
-async fn connect(host: &str, port: u16, tls: &Option<Arc<tokio_rustls::rustls::ClientConfig>>) -> std::io::Result<Box<dyn Stream>> {
+async fn connect(
+    host: &str,
+    port: u16,
+    tls: &Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+) -> std::io::Result<Box<dyn Stream>> {
     let addr = resolve(host, port)
         .await
         .ok_or_else(|| std::io::Error::other(format!("{host} does not resolve")))?;
@@ -320,7 +347,8 @@ async fn connect(host: &str, port: u16, tls: &Option<Arc<tokio_rustls::rustls::C
     match tls {
         None => Ok(Box::new(tcp)),
         Some(cfg) => {
-            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(std::io::Error::other)?;
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_owned())
+                .map_err(std::io::Error::other)?;
             let s = tokio::time::timeout(
                 Duration::from_secs(5),
                 tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp),
@@ -332,7 +360,13 @@ async fn connect(host: &str, port: u16, tls: &Option<Arc<tokio_rustls::rustls::C
     }
 }
 
-async fn stream_target(host: String, port: u16, tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>, mut rx: mpsc::Receiver<Doc>, shutdown: Shutdown) {
+async fn stream_target(
+    host: String,
+    port: u16,
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    mut rx: mpsc::Receiver<Doc>,
+    shutdown: Shutdown,
+) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
     let mut conn: Option<Box<dyn Stream>> = None;
