@@ -413,3 +413,53 @@ async fn stream_target(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndefender_contract::contact::{RemoteIdContact, RemoteIdFields};
+    use ndefender_contract::enums::Severity;
+
+    #[test]
+    fn drone_pilot_and_home_are_separate_uids() -> Result<(), Box<dyn std::error::Error>> {
+        let cfg = AggregatorConfig::default();
+        let drone = |id: &str, loc| {
+            Contact::RemoteId(RemoteIdContact {
+                id: id.into(),
+                kind: Default::default(),
+                source: Default::default(),
+                last_seen_ts: 1000,
+                severity: Severity::Medium,
+                fields: RemoteIdFields {
+                    lat: Some(52.0),
+                    lon: Some(13.0),
+                    operator_id: Some("OP-1".into()),
+                    operator_lat: Some(52.01),
+                    operator_lon: Some(13.01),
+                    operator_location_type: Some(loc),
+                    ..Default::default()
+                },
+            })
+        };
+        let cs = [
+            drone("a", OperatorLocationType::LiveGnss),
+            drone("b", OperatorLocationType::Takeoff),
+        ];
+        let ev = picture(&cfg, "k", 1000, None, &cs);
+        let by: BTreeMap<&str, &CotEvent> = ev.iter().map(|e| (e.uid.as_str(), e)).collect();
+        assert_eq!(by["ndefender-k"].kind, "a-f-G-E-S");
+        assert_eq!(by["ndefender-k"].ce, UNKNOWN_ERROR);
+        assert_eq!(by["ndefender-k-rid-a"].kind, "a-u-A-M-H-Q");
+        assert_eq!(by["ndefender-k-rid-a-pilot"].kind, "a-u-G");
+        assert_eq!(by["ndefender-k-rid-b-home"].kind, "b-m-p-s-p-i");
+        assert_eq!(by["ndefender-k-rid-a"].stale_ms, 1000 + 15_000);
+        assert!(by["ndefender-k-rid-a"].remarks.contains("operator_id=OP-1"));
+        for e in &ev {
+            let x = String::from_utf8(e.to_xml()?)?;
+            let mut r = quick_xml::Reader::from_str(&x);
+            r.config_mut().check_end_names = true;
+            while !matches!(r.read_event()?, quick_xml::events::Event::Eof) {}
+        }
+        Ok(())
+    }
+}
