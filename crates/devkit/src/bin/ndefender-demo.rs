@@ -37,6 +37,15 @@ struct Args {
     /// Stop after this many seconds (0 = until Ctrl-C).
     #[arg(long, default_value_t = 0)]
     seconds: u64,
+    /// Also run N simulated kits with the MQTT uplink, a mosquitto and ndefender-fleet (issue 15).
+    #[arg(long, default_value_t = 0)]
+    fleet: usize,
+    /// Fleet daemon port (with --fleet).
+    #[arg(long, default_value_t = 8003)]
+    fleet_port: u16,
+    /// mosquitto port (with --fleet).
+    #[arg(long, default_value_t = 1883)]
+    mqtt_port: u16,
 }
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -154,6 +163,21 @@ async fn run(args: Args) -> R {
         "  system controller http://127.0.0.1:{}/api/v1/status  ws://127.0.0.1:{}/api/v1/ws",
         args.controller_port, args.controller_port
     );
+    let fleet = if args.fleet > 0 {
+        let f = ndefender_devkit::fleet::FleetDemo::start(
+            &dir,
+            args.fleet,
+            args.drones,
+            args.seed,
+            args.fleet_port,
+            args.mqtt_port,
+        )
+        .await?;
+        f.print();
+        Some(f)
+    } else {
+        None
+    };
     println!();
 
     let summary = tokio::spawn(live_summary(port, stop_rx.clone()));
@@ -174,6 +198,9 @@ async fn run(args: Args) -> R {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), sim).await;
     summary.abort();
+    if let Some(f) = fleet {
+        f.stop().await;
+    }
     tokio::task::spawn_blocking(move || {
         stop(agg);
         stop(scan);
