@@ -212,6 +212,20 @@ async fn kit_state_on_the_broker_survives_a_broker_restart() -> R {
     let drones = rest.values().filter(|c| c["type"] == "REMOTE_ID").count();
     assert_eq!(trackers, drones, "one device_tracker per RemoteID drone");
 
+    // A stalled broker (SIGSTOP: connected, never reading) does not delay the kit's WebSocket.
+    let mut ws = Ws::connect(&kit.agg.ws("/api/v1/ws")).await?;
+    let bpid = nix::unistd::Pid::from_raw(broker.pid().ok_or("broker not running")? as i32);
+    nix::sys::signal::kill(bpid, nix::sys::signal::Signal::SIGSTOP)?;
+    append(&kit.rf, &rf_line("RF_CONTACT_NEW", "rf:1200", 1_200_000_000))?;
+    let seen = ws
+        .wait_for(Duration::from_secs(5), |v| {
+            v["type"] == "RF_CONTACT_NEW" && v["data"]["id"] == "rf:1200"
+        })
+        .await;
+    nix::sys::signal::kill(bpid, nix::sys::signal::Signal::SIGCONT)?;
+    seen?;
+    ws.close().await?;
+
     // Broker killed mid-stream; an RF contact is lost during the outage.
     broker.kill();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -233,7 +247,7 @@ async fn kit_state_on_the_broker_survives_a_broker_restart() -> R {
             let online = msgs
                 .iter()
                 .any(|(t, r, p)| t == "ndefender/kit-a/availability" && *r && p == b"online");
-            Ok((online && retained == rest && !rest.contains_key("rf:2400") && rest.len() >= 4).then_some(()))
+            Ok((online && retained == rest && !rest.contains_key("rf:2400") && rest.len() >= 5).then_some(()))
         },
     )
     .await?;
