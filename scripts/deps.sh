@@ -14,6 +14,7 @@ NDEFENDER_DEBS=(
   libpcap-dev      # RemoteID engine: live Wi-Fi monitor capture (pcap crate)
   logrotate lintian curl file   # the Debian package tests (scripts/package-test.sh); pi.sh installs its own
   chromium chromium-driver  # the dashboard's browser tests (issue 14): headless chromium over WebDriver
+  mosquitto mosquitto-clients # MQTT broker for the uplink and fleet tests (issue 15)
 )
 
 ensure_debian_packages() {

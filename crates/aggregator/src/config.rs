@@ -25,6 +25,8 @@ pub struct AggregatorConfig {
     pub history: crate::history::HistoryConfig,
     pub dashboard: DashboardConfig,
     pub audit: AuditConfig,
+    pub mqtt: crate::uplink::config::MqttConfig,
+    pub tak: crate::uplink::config::TakConfig,
 }
 
 /// The aggregator's defaults of the shared sections.
@@ -425,6 +427,8 @@ impl Validate for AggregatorConfig {
         if let Err(m) = self.dashboard.tiles() {
             return err("dashboard.tiles", m);
         }
+        self.mqtt.validate()?;
+        self.tak.validate()?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ pub mod followers;
 pub mod history;
 pub mod metrics;
 pub mod relay;
+pub mod uplink;
 pub mod upstream;
 
 use crate::api::Api;
@@ -65,6 +66,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     );
     core.attach_hub(hub.clone());
     let history = history::History::start(&cfg, &hub, &core, clock.clone()).await;
+    let uplinks = uplink::start(&cfg, &core, &hub, &shutdown)?;
 
     let feeds = feeds::start(&cfg, &core)?;
 
@@ -191,6 +193,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         if let Some(h) = history {
             h.close().await;
         }
+        uplinks.stop().await;
     })
     .await?;
     systemd::stopping();

@@ -9,7 +9,9 @@
 //! * [`soak`]: the stack under a steady load for a long time (`ndefender-loadgen soak`).
 
 pub mod esp32;
+pub mod fleet;
 pub mod http;
+pub mod mosquitto;
 pub mod remoteid;
 pub mod soak;
 pub mod stack;

@@ -11,6 +11,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
+pub mod mqtt;
 pub mod ratelimit;
 pub mod server;
 pub mod tls;

@@ -37,6 +37,15 @@ struct Args {
     /// Stop after this many seconds (0 = until Ctrl-C).
     #[arg(long, default_value_t = 0)]
     seconds: u64,
+    /// Also run N simulated kits with the MQTT uplink, a mosquitto and ndefender-fleet (issue 15).
+    #[arg(long, default_value_t = 0)]
+    fleet: usize,
+    /// Fleet daemon port (with --fleet).
+    #[arg(long, default_value_t = 8003)]
+    fleet_port: u16,
+    /// mosquitto port (with --fleet).
+    #[arg(long, default_value_t = 1883)]
+    mqtt_port: u16,
 }
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -182,7 +191,24 @@ async fn run(args: Args) -> R {
         .await
     });
 
+    let fleet = if args.fleet > 0 {
+        let f = ndefender_devkit::fleet::FleetDemo::start(
+            &dir,
+            args.fleet,
+            args.drones,
+            args.seed,
+            args.fleet_port,
+            args.mqtt_port,
+        )
+        .await?;
+        Some(f)
+    } else {
+        None
+    };
     banner(&args, &wiring, started.esp32.as_ref());
+    if let Some(f) = &fleet {
+        f.print();
+    }
     let summary = tokio::spawn(live_summary(args.aggregator_port, stop_rx.clone()));
     let limit = async {
         if args.seconds == 0 {
@@ -199,6 +225,9 @@ async fn run(args: Args) -> R {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), sim).await;
     summary.abort();
+    if let Some(f) = fleet {
+        f.stop().await;
+    }
     started.stop().await;
     Ok(())
 }

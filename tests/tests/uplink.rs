@@ -1,0 +1,535 @@
+//! Issue 15 with real components: Debian's mosquitto on a free port, aggregators as
+//! processes fed by the RemoteID simulator and RF feed lines, the fleet daemon, and a
+//! CoT listener on loopback (UDP and TCP).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use ndefender_devkit::mosquitto::{self, Broker};
+use ndefender_devkit::remoteid::{run_remoteid_sim, RemoteIdSimConfig};
+use ndefender_tests::{eventually, free_port, get_json, Proc, Ws, R};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// True (after printing SKIPPED) when mosquitto is missing outside CI; under CI it never skips.
+fn broker_missing() -> bool {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        return false;
+    }
+    if mosquitto::find().is_none() {
+        println!("SKIPPED: mosquitto missing (scripts/deps.sh installs it)");
+        return true;
+    }
+    false
+}
+
+fn kv(k: &str, v: impl ToString) -> (String, String) {
+    (k.to_owned(), v.to_string())
+}
+
+fn now_ms() -> u64 {
+    ndefender_contract::time::now_ms()
+}
+
+fn rf_line(kind: &str, id: &str, freq: u64) -> String {
+    json!({"type": kind, "timestamp_ms": now_ms(), "source": "antsdr", "data": {
+        "id": id, "freq_hz": freq, "bucket_hz": freq, "band": "5G8", "snr_db": 31.5, "peak_db": -38.2,
+        "noise_floor_db": -69.7, "bandwidth_class": "wide", "confidence": 0.9,
+        "features": {"prominence_db": 29.8, "cluster_size": 3686, "pattern_hint": "raceband_r1", "hop_hint": "none",
+          "bandwidth_est_hz": 18000000.0, "burstiness": 0.0, "hop_rate_hz": 0.0, "control_score": 0.0,
+          "class_path": ["Analog","Video","RaceBand","R1"], "classification_confidence": 0.95,
+          "control_correlation": false}}})
+    .to_string()
+}
+
+fn append(path: &Path, line: &str) -> R {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(f, "{line}")?;
+    Ok(())
+}
+
+/// One kit: an aggregator tailing `rid` and its own RF file, uplink to `broker_url`.
+struct Kit {
+    agg: Proc,
+    rf: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_kit(kit_id: &str, rid: &Path, extra: Vec<(String, String)>) -> R<Kit> {
+    let dir = tempfile::tempdir()?;
+    let rf = dir.path().join("antsdr_scan.jsonl");
+    std::fs::write(&rf, "")?;
+    let port = free_port()?;
+    let mut env = vec![
+        kv("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{port}")),
+        kv("NDEFENDER_STATE__DIR", dir.path().join("state").display()),
+        kv("NDEFENDER_REMOTEID__JSONL_PATH", rid.display()),
+        kv("NDEFENDER_REMOTEID__CONTACT_TTL_S", "120"),
+        kv("NDEFENDER_ANTSDR__JSONL_PATH", rf.display()),
+        kv(
+            "NDEFENDER_ANTSDR__BASE_URL",
+            format!("http://127.0.0.1:{}", free_port()?),
+        ),
+        kv("NDEFENDER_SYSTEM_CONTROLLER__ENABLED", "false"),
+        kv("NDEFENDER_ESP32__ENABLED", "false"),
+        kv("NDEFENDER_TAIL__START_POSITION", "beginning"),
+        kv("NDEFENDER_MQTT__KIT_ID", kit_id),
+        kv("NDEFENDER_MQTT__RECONNECT_MAX_S", "1.0"),
+    ];
+    env.extend(extra);
+    let agg = Proc::start("ndefender-aggregator", dir.path(), port, "/api/v1/health", &[], &env).await?;
+    Ok(Kit { agg, rf, _dir: dir })
+}
+
+fn mqtt_env(b: &Broker) -> Vec<(String, String)> {
+    vec![
+        kv("NDEFENDER_MQTT__ENABLED", "true"),
+        kv("NDEFENDER_MQTT__URL", b.url()),
+    ]
+}
+
+fn sim(rid: &Path, drones: usize) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = watch::channel(false);
+    let cfg = RemoteIdSimConfig {
+        path: rid.to_path_buf(),
+        drones,
+        rate_hz: 2.0,
+        lifetime_ms: (600_000, 600_000),
+        ..Default::default()
+    };
+    let h = tokio::spawn(async move {
+        let _ = run_remoteid_sim(cfg, async move {
+            let _ = rx.wait_for(|v| *v).await;
+        })
+        .await;
+    });
+    (tx, h)
+}
+
+/// (retained flag, payload) of every message under `filter` within `d` of subscribing.
+async fn collect(port: u16, filter: &str, d: Duration) -> R<Vec<(String, bool, Vec<u8>)>> {
+    let mut o = MqttOptions::new(format!("test-{}", free_port()?), "127.0.0.1", port);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut el) = AsyncClient::new(o, 16);
+    client.subscribe(filter, QoS::AtLeastOnce).await?;
+    let mut out = Vec::new();
+    let end = tokio::time::Instant::now() + d;
+    loop {
+        match tokio::time::timeout_at(end, el.poll()).await {
+            Err(_) => break,
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => out.push((p.topic.clone(), p.retain, p.payload.to_vec())),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("mqtt subscriber: {e}").into()),
+        }
+    }
+    let _ = client.disconnect().await;
+    Ok(out)
+}
+
+/// The retained `contacts/<id>` of a kit as id → JSON (empty payloads mean "none").
+fn retained_contacts(msgs: &[(String, bool, Vec<u8>)], base: &str) -> R<BTreeMap<String, Value>> {
+    let mut m = BTreeMap::new();
+    for (t, retain, p) in msgs {
+        if let Some(esc) = t.strip_prefix(&format!("{base}/contacts/")) {
+            if *retain && !p.is_empty() {
+                let id = ndefender_service::mqtt::topic_unescape(esc).ok_or("bad topic escape")?;
+                m.insert(id, serde_json::from_slice(p)?);
+            }
+        }
+    }
+    Ok(m)
+}
+
+async fn rest_contacts(kit: &Proc) -> R<BTreeMap<String, Value>> {
+    let (_, v) = get_json(&kit.url("/api/v1/contacts")).await?;
+    let mut m = BTreeMap::new();
+    for c in v["contacts"].as_array().ok_or("no contacts array")? {
+        m.insert(c["id"].as_str().ok_or("contact without id")?.to_owned(), c.clone());
+    }
+    Ok(m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kit_state_on_the_broker_survives_a_broker_restart() -> R {
+    if broker_missing() {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let mut broker = Broker::start(dir.path(), free_port()?).await?;
+    let rid = dir.path().join("remoteid_engine.jsonl");
+    std::fs::write(&rid, "")?;
+    let kit = start_kit("kit-a", &rid, mqtt_env(&broker)).await?;
+    let (stop_sim, sim_task) = sim(&rid, 3);
+    append(&kit.rf, &rf_line("RF_CONTACT_NEW", "rf:5800", 5_800_000_000))?;
+    append(&kit.rf, &rf_line("RF_CONTACT_NEW", "rf:2400", 2_400_000_000))?;
+    eventually(
+        Duration::from_secs(20),
+        "3 drones and 2 RF contacts on the kit",
+        || async {
+            let c = rest_contacts(&kit.agg).await?;
+            Ok((c.len() >= 5).then_some(()))
+        },
+    )
+    .await?;
+
+    // A new subscriber gets the kit's state as retained messages, and events live.
+    let msgs = collect(broker.port, "#", Duration::from_millis(2500)).await?;
+    let find = |t: &str| msgs.iter().find(|(x, r, _)| x == t && *r);
+    let (_, _, av) = find("ndefender/kit-a/availability").ok_or("no retained availability")?;
+    assert_eq!(av.as_slice(), b"online");
+    let (_, _, st) = find("ndefender/kit-a/status").ok_or("no retained status")?;
+    let st: Value = serde_json::from_slice(st)?;
+    assert!(st.get("contacts").is_none() && st.get("overall_ok").is_some(), "{st}");
+    let events: Vec<_> = msgs.iter().filter(|(t, _, _)| t == "ndefender/kit-a/events").collect();
+    assert!(!events.is_empty(), "no live events");
+    for (_, retain, p) in &events {
+        assert!(!retain, "events must not be retained");
+        let e: Value = serde_json::from_slice(p)?;
+        assert!(
+            e["type"].is_string() && e["source"].is_string() && e["data"].is_object(),
+            "{e}"
+        );
+    }
+    assert!(events
+        .iter()
+        .any(|(_, _, p)| { serde_json::from_slice::<Value>(p).is_ok_and(|e| e["type"] == "CONTACT_UPDATE") }));
+    let retained = retained_contacts(&msgs, "ndefender/kit-a")?;
+    let rest = rest_contacts(&kit.agg).await?;
+    assert_eq!(
+        retained.keys().collect::<BTreeSet<_>>(),
+        rest.keys().collect::<BTreeSet<_>>(),
+        "one retained topic per live contact"
+    );
+    // Home Assistant: the kit's device and a tracker per RemoteID drone.
+    assert!(find("homeassistant/sensor/ndefender_kit-a/battery/config").is_some());
+    let trackers = msgs
+        .iter()
+        .filter(|(t, r, p)| *r && !p.is_empty() && t.starts_with("homeassistant/device_tracker/ndefender_kit-a/rid_"))
+        .count();
+    let drones = rest.values().filter(|c| c["type"] == "REMOTE_ID").count();
+    assert_eq!(trackers, drones, "one device_tracker per RemoteID drone");
+
+    // A stalled broker (SIGSTOP: connected, never reading) does not delay the kit's WebSocket.
+    let mut ws = Ws::connect(&kit.agg.ws("/api/v1/ws")).await?;
+    let bpid = nix::unistd::Pid::from_raw(broker.pid().ok_or("broker not running")? as i32);
+    nix::sys::signal::kill(bpid, nix::sys::signal::Signal::SIGSTOP)?;
+    append(&kit.rf, &rf_line("RF_CONTACT_NEW", "rf:1200", 1_200_000_000))?;
+    let seen = ws
+        .wait_for(Duration::from_secs(5), |v| {
+            v["type"] == "RF_CONTACT_NEW" && v["data"]["id"] == "rf:1200"
+        })
+        .await;
+    nix::sys::signal::kill(bpid, nix::sys::signal::Signal::SIGCONT)?;
+    seen?;
+    ws.close().await?;
+
+    // Broker killed mid-stream; an RF contact is lost during the outage.
+    broker.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    append(&kit.rf, &rf_line("RF_CONTACT_LOST", "rf:2400", 2_400_000_000))?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    broker.restart().await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let _ = stop_sim.send(true);
+    let _ = sim_task.await;
+
+    // After reconnect the broker's retained contacts equal the kit's contacts exactly.
+    eventually(
+        Duration::from_secs(30),
+        "retained state equals the kit's contacts",
+        || async {
+            let msgs = collect(broker.port, "ndefender/kit-a/#", Duration::from_millis(1500)).await?;
+            let retained = retained_contacts(&msgs, "ndefender/kit-a")?;
+            let rest = rest_contacts(&kit.agg).await?;
+            let online = msgs
+                .iter()
+                .any(|(t, r, p)| t == "ndefender/kit-a/availability" && *r && p == b"online");
+            Ok((online && retained == rest && !rest.contains_key("rf:2400") && rest.len() >= 5).then_some(()))
+        },
+    )
+    .await?;
+
+    // A graceful stop says `offline` (retained).
+    drop(kit);
+    let msgs = collect(broker.port, "ndefender/kit-a/availability", Duration::from_millis(800)).await?;
+    assert!(
+        msgs.iter().any(|(_, r, p)| *r && p == b"offline"),
+        "availability after the kit stopped: {msgs:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_kits_make_one_fleet_view() -> R {
+    if broker_missing() {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let broker = Broker::start(dir.path(), free_port()?).await?;
+    // The three kits hear the same drones (one simulated sky, one feed file each reads).
+    let rid = dir.path().join("remoteid_engine.jsonl");
+    std::fs::write(&rid, "")?;
+    let names = ["kit-a", "kit-b", "kit-c"];
+    let mut kits = Vec::new();
+    for n in names {
+        kits.push(start_kit(n, &rid, mqtt_env(&broker)).await?);
+    }
+    let fleet_port = free_port()?;
+    let fleet = Proc::start(
+        "ndefender-fleet",
+        dir.path(),
+        fleet_port,
+        "/api/v1/health",
+        &[],
+        &[
+            kv("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{fleet_port}")),
+            kv("NDEFENDER_MQTT__URL", broker.url()),
+            kv("NDEFENDER_MQTT__RECONNECT_MAX_S", "1.0"),
+        ],
+    )
+    .await?;
+    let mut ws = Ws::connect(&fleet.ws("/api/v1/ws")).await?;
+    let (stop_sim, sim_task) = sim(&rid, 4);
+    // One RF emitter all three kits hear, and one only kit-b hears.
+    for k in &kits {
+        append(&k.rf, &rf_line("RF_CONTACT_NEW", "rf:5800", 5_800_000_000))?;
+    }
+    append(&kits[1].rf, &rf_line("RF_CONTACT_NEW", "rf:2400", 2_400_000_000))?;
+
+    // Live: a drone update carrying every kit in seen_by (every frame schema-checked by Ws).
+    ws.wait_for(Duration::from_secs(30), |v| {
+        v["type"] == "CONTACT_UPDATE" && v["data"]["seen_by"].as_array().is_some_and(|s| s.len() == 3)
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop_sim.send(true);
+    let _ = sim_task.await;
+
+    let all: BTreeSet<String> = names.iter().map(|s| (*s).to_owned()).collect();
+    eventually(
+        Duration::from_secs(30),
+        "one merged track per drone, seen by every kit",
+        || {
+            let (kits, fleet, all) = (&kits, &fleet, &all);
+            async move {
+                let mut drone_ids = BTreeSet::new();
+                for k in kits {
+                    for (id, c) in rest_contacts(&k.agg).await? {
+                        if c["type"] == "REMOTE_ID" {
+                            drone_ids.insert(id);
+                        }
+                    }
+                }
+                let (_, v) = get_json(&fleet.url("/api/v1/contacts")).await?;
+                let tracks = v["contacts"].as_array().ok_or("no contacts")?;
+                let seen = |c: &Value| -> BTreeSet<String> {
+                    c["seen_by"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|s| s["kit_id"].as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let fleet_drones: BTreeSet<String> = tracks
+                    .iter()
+                    .filter(|c| c["type"] == "REMOTE_ID")
+                    .filter_map(|c| c["id"].as_str().map(str::to_owned))
+                    .collect();
+                let ok = !drone_ids.is_empty()
+                    && fleet_drones == drone_ids
+                    && tracks
+                        .iter()
+                        .filter(|c| c["type"] == "REMOTE_ID")
+                        .all(|c| seen(c) == *all)
+                    && tracks.iter().any(|c| c["id"] == "rf:5800" && seen(c) == *all)
+                    && tracks
+                        .iter()
+                        .any(|c| c["id"] == "rf:2400" && seen(c) == BTreeSet::from(["kit-b".to_owned()]));
+                Ok(ok.then_some(()))
+            }
+        },
+    )
+    .await?;
+    let (_, v) = get_json(&fleet.url("/api/v1/kits")).await?;
+    let online: BTreeSet<String> = v["kits"]
+        .as_array()
+        .ok_or("no kits")?
+        .iter()
+        .filter(|k| k["online"] == true)
+        .filter_map(|k| k["kit_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(online, all);
+    // The fleet's snapshot validates like a kit's.
+    let (_, snap) = get_json(&fleet.url("/api/v1/status")).await?;
+    ndefender_tests::schemas().validate("StatusSnapshot.json", &snap)?;
+
+    // A kit that stops leaves every track's seen_by.
+    let c = kits.pop().ok_or("no kit")?;
+    drop(c);
+    eventually(Duration::from_secs(15), "kit-c gone from seen_by", || {
+        let fleet = &fleet;
+        async move {
+            let (_, v) = get_json(&fleet.url("/api/v1/contacts")).await?;
+            let ok = v["contacts"].as_array().ok_or("no contacts")?.iter().all(|c| {
+                c["seen_by"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().all(|x| x["kit_id"] != "kit-c"))
+            });
+            Ok(ok.then_some(()))
+        }
+    })
+    .await?;
+    ws.close().await?;
+    drop(broker);
+    Ok(())
+}
+
+/// One parsed CoT event.
+#[derive(Debug, Clone)]
+struct Cot {
+    uid: String,
+    kind: String,
+    lat: f64,
+    lon: f64,
+    ce: f64,
+    stale_after_time: bool,
+}
+
+/// Parses one CoT document strictly (quick-xml: well-formed, end tags matched).
+fn parse_cot(doc: &[u8]) -> R<Cot> {
+    use quick_xml::events::Event as X;
+    let mut r = quick_xml::Reader::from_reader(doc);
+    r.config_mut().check_end_names = true;
+    let mut ev = None;
+    let mut point = None;
+    let mut depth = 0i32;
+    let mut buf = Vec::new();
+    loop {
+        match r.read_event_into(&mut buf)? {
+            X::Eof => break,
+            X::Start(e) | X::Empty(e) if e.name().as_ref() == b"event" || e.name().as_ref() == b"point" => {
+                let mut a = BTreeMap::new();
+                for at in e.attributes() {
+                    let at = at?;
+                    a.insert(
+                        String::from_utf8(at.key.as_ref().to_vec())?,
+                        at.unescape_value()?.into_owned(),
+                    );
+                }
+                if e.name().as_ref() == b"event" {
+                    depth += 1;
+                    ev = Some(a);
+                } else {
+                    point = Some(a);
+                }
+            }
+            X::End(e) if e.name().as_ref() == b"event" => depth -= 1,
+            _ => {}
+        }
+        buf.clear();
+    }
+    let ev = ev.ok_or("no <event>")?;
+    let p = point.ok_or("no <point>")?;
+    if depth != 0 {
+        return Err("unbalanced <event>".into());
+    }
+    let t =
+        |k: &str| -> R<std::time::SystemTime> { Ok(humantime::parse_rfc3339(ev.get(k).ok_or(format!("no {k}"))?)?) };
+    let f = |k: &str| -> R<f64> { Ok(p.get(k).ok_or(format!("no point {k}"))?.parse()?) };
+    Ok(Cot {
+        uid: ev.get("uid").ok_or("no uid")?.clone(),
+        kind: ev.get("type").ok_or("no type")?.clone(),
+        lat: f("lat")?,
+        lon: f("lon")?,
+        ce: f("ce")?,
+        stale_after_time: t("stale")? > t("time")?,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cot_listener_receives_every_contact_and_the_kit() -> R {
+    let dir = tempfile::tempdir()?;
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let udp_port = udp.local_addr()?.port();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let tcp_port = tcp.local_addr()?.port();
+    let rid = dir.path().join("remoteid_engine.jsonl");
+    std::fs::write(&rid, "")?;
+    let kit = start_kit(
+        "kit-t",
+        &rid,
+        vec![
+            kv("NDEFENDER_TAK__ENABLED", "true"),
+            kv(
+                "NDEFENDER_TAK__TARGETS",
+                format!(r#"["udp://127.0.0.1:{udp_port}", "tcp://127.0.0.1:{tcp_port}"]"#),
+            ),
+            kv("NDEFENDER_TAK__INTERVAL_S", "1.0"),
+        ],
+    )
+    .await?;
+    let (stop_sim, sim_task) = sim(&rid, 3);
+    append(&kit.rf, &rf_line("RF_CONTACT_NEW", "rf:5800", 5_800_000_000))?;
+    eventually(Duration::from_secs(20), "contacts on the kit", || async {
+        Ok((rest_contacts(&kit.agg).await?.len() >= 4).then_some(()))
+    })
+    .await?;
+    let rest = rest_contacts(&kit.agg).await?;
+    let _ = stop_sim.send(true);
+    let _ = sim_task.await;
+
+    // TCP: events back to back on one stream.
+    let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), tcp.accept()).await??;
+    let mut tcp_docs = Vec::new();
+    let mut buf = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_millis(3500);
+    let mut chunk = [0u8; 65536];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(end, tokio::io::AsyncReadExt::read(&mut stream, &mut chunk)).await {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(i) = buf.windows(8).position(|w| w == b"</event>") {
+            let doc: Vec<u8> = buf.drain(..i + 8).collect();
+            tcp_docs.push(doc);
+        }
+    }
+    // UDP: one event per datagram.
+    let mut udp_docs = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(end, udp.recv(&mut chunk)).await {
+        udp_docs.push(chunk[..n].to_vec());
+    }
+    for (name, docs) in [("udp", &udp_docs), ("tcp", &tcp_docs)] {
+        let mut by_uid = BTreeMap::new();
+        for d in docs.iter() {
+            let c = parse_cot(d).map_err(|e| format!("{name}: {e}: {}", String::from_utf8_lossy(d)))?;
+            by_uid.insert(c.uid.clone(), c);
+        }
+        let kit_ev = by_uid.get("ndefender-kit-t").ok_or(format!("{name}: no kit event"))?;
+        assert_eq!(kit_ev.kind, "a-f-G-E-S");
+        for (id, c) in &rest {
+            let (uid, kind) = match c["type"].as_str() {
+                Some("REMOTE_ID") => (format!("ndefender-kit-t-rid-{id}"), "a-u-A-M-H-Q"),
+                Some("RF") => (format!("ndefender-kit-t-rf-{id}"), "a-u-A"),
+                _ => continue,
+            };
+            let e = by_uid.get(&uid).ok_or(format!("{name}: no event for {uid}"))?;
+            assert!(e.stale_after_time, "{name}: {uid} stale not after time");
+            if kind == "a-u-A-M-H-Q" {
+                if e.kind == kind {
+                    assert!(e.lat != 0.0 && e.lon != 0.0, "{name}: drone at 0,0");
+                }
+            } else {
+                assert_eq!(e.kind, kind);
+                assert!(e.ce >= 1000.0, "{name}: RF contact ce {}", e.ce);
+            }
+        }
+    }
+    Ok(())
+}
