@@ -37,6 +37,16 @@ struct Args {
     /// Stop after this many seconds (0 = until Ctrl-C).
     #[arg(long, default_value_t = 0)]
     seconds: u64,
+    /// RemoteID input: `sim` (the JSONL simulator) or `capture` (the ndefender-remoteid engine
+    /// replaying a real Open Drone ID capture in a loop).
+    #[arg(long, default_value = "sim", value_parser = ["sim", "capture"])]
+    remoteid: String,
+    /// RemoteID engine port (`--remoteid capture`).
+    #[arg(long, default_value_t = 9001)]
+    remoteid_port: u16,
+    /// Capture the engine replays (`--remoteid capture`).
+    #[arg(long, default_value = "../shared/remoteid-samples/odid_wifi_bcn_sample.pcap")]
+    remoteid_capture: PathBuf,
 }
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -114,10 +124,26 @@ async fn run(args: Args) -> R {
     let mut ctl = Daemon::spawn("ndefender-system-controller", cmd)?;
     ctl.wait_port(args.controller_port).await?;
 
-    let mut agg = Daemon::spawn(
-        "ndefender-aggregator",
-        wiring.aggregator(&sibling("ndefender-aggregator")?),
-    )?;
+    // `--remoteid capture`: the RemoteID engine decodes a real capture (in a loop) into the feed.
+    let capture_mode = args.remoteid == "capture";
+    let mut engine = None;
+    if capture_mode {
+        let capture = std::fs::canonicalize(&args.remoteid_capture)
+            .map_err(|e| format!("{}: {e}", args.remoteid_capture.display()))?;
+        let mut d = Daemon::spawn(
+            "ndefender-remoteid",
+            wiring.remoteid_engine(&sibling("ndefender-remoteid")?, args.remoteid_port, &capture),
+        )?;
+        d.wait_port(args.remoteid_port).await?;
+        engine = Some(d);
+    }
+
+    let mut agg_cmd = wiring.aggregator(&sibling("ndefender-aggregator")?);
+    if capture_mode {
+        let (k, v) = Wiring::remoteid_base_url_env(args.remoteid_port);
+        agg_cmd.env(k, v);
+    }
+    let mut agg = Daemon::spawn("ndefender-aggregator", agg_cmd)?;
     agg.wait_port(port).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -125,6 +151,8 @@ async fn run(args: Args) -> R {
         path: rid_path.clone(),
         drones: args.drones,
         seed: args.seed,
+        // The engine writes the feed in capture mode; the simulator stays silent.
+        quiet: capture_mode,
         ..RemoteIdSimConfig::default()
     };
     let mut sim_stop = stop_rx.clone();
@@ -140,6 +168,13 @@ async fn run(args: Args) -> R {
     println!("  aggregator REST   http://127.0.0.1:{port}/api/v1/status");
     println!("  aggregator WS     ws://127.0.0.1:{port}/api/v1/ws");
     println!("  RemoteID feed     {}", rid_path.display());
+    if capture_mode {
+        println!(
+            "  RemoteID engine   http://127.0.0.1:{}/api/v1/status  (replaying {} in a loop)",
+            args.remoteid_port,
+            args.remoteid_capture.display()
+        );
+    }
     println!(
         "  ESP32 emulator    {} -> {}",
         esp32_link.display(),
@@ -176,6 +211,9 @@ async fn run(args: Args) -> R {
     summary.abort();
     tokio::task::spawn_blocking(move || {
         stop(agg);
+        if let Some(e) = engine {
+            stop(e);
+        }
         stop(scan);
         stop(ctl);
     })
