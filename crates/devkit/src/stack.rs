@@ -238,6 +238,35 @@ impl Wiring {
     pub fn aggregator(&self, bin: &Path) -> Command {
         command(bin, self.aggregator_env())
     }
+
+    /// Environment of `ndefender-remoteid` on `port` replaying `capture` in a loop (no live
+    /// source), writing `rid_path`. The aggregator reaches it with [`Wiring::remoteid_base_url_env`].
+    pub fn remoteid_engine_env(&self, port: u16, capture: &Path) -> Vec<(String, String)> {
+        let dir = capture.parent().unwrap_or(Path::new("."));
+        let name = capture
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        vec![
+            kv("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{port}")),
+            kv("NDEFENDER_OUTPUT__JSONL_PATH", self.rid_path.display()),
+            kv("NDEFENDER_MONITOR__SOURCE", "none"),
+            kv("NDEFENDER_REPLAY__DIR", dir.display()),
+            kv("NDEFENDER_REPLAY__FILE", name),
+            kv("NDEFENDER_REPLAY__AUTOSTART", "true"),
+            kv("NDEFENDER_REPLAY__LOOP", "true"),
+        ]
+    }
+
+    /// The aggregator's `remoteid.base_url` for an engine on `port`.
+    pub fn remoteid_base_url_env(port: u16) -> (String, String) {
+        kv("NDEFENDER_REMOTEID__BASE_URL", format!("http://127.0.0.1:{port}"))
+    }
+
+    /// The RemoteID engine's command line (binary `bin`).
+    pub fn remoteid_engine(&self, bin: &Path, port: u16, capture: &Path) -> Command {
+        command(bin, self.remoteid_engine_env(port, capture))
+    }
 }
 
 fn kv(k: &str, v: impl ToString) -> (String, String) {

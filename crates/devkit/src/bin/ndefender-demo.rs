@@ -46,6 +46,16 @@ struct Args {
     /// mosquitto port (with --fleet).
     #[arg(long, default_value_t = 1883)]
     mqtt_port: u16,
+    /// RemoteID input: `sim` (the JSONL simulator) or `capture` (the ndefender-remoteid engine
+    /// replaying a real Open Drone ID capture in a loop).
+    #[arg(long, default_value = "sim", value_parser = ["sim", "capture"])]
+    remoteid: String,
+    /// RemoteID engine port (`--remoteid capture`).
+    #[arg(long, default_value_t = 9001)]
+    remoteid_port: u16,
+    /// Capture the engine replays (`--remoteid capture`).
+    #[arg(long, default_value = "../shared/remoteid-samples/odid_wifi_bcn_sample.pcap")]
+    remoteid_capture: PathBuf,
 }
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -125,11 +135,19 @@ impl Signals {
 /// The three ports, each free, or an error naming the first that is taken (a daemon on
 /// a taken port would exit, and the demo would show another process's data).
 fn check_ports(args: &Args) -> R {
-    for (port, who) in [
+    let mut ports = vec![
         (args.aggregator_port, "aggregator (--aggregator-port)"),
         (args.controller_port, "system controller (--controller-port)"),
         (args.antsdr_port, "AntSDR scanner (--antsdr-port)"),
-    ] {
+    ];
+    if args.remoteid == "capture" {
+        ports.push((args.remoteid_port, "RemoteID engine (--remoteid-port)"));
+    }
+    if args.fleet > 0 {
+        ports.push((args.fleet_port, "fleet daemon (--fleet-port)"));
+        ports.push((args.mqtt_port, "mosquitto (--mqtt-port)"));
+    }
+    for (port, who) in ports {
         if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             return Err(
                 format!("port {port} for the {who} is not free ({e}); stop what uses it or pick another port").into(),
@@ -181,6 +199,8 @@ async fn run(args: Args) -> R {
         path: wiring.rid_path.clone(),
         drones: args.drones,
         seed: args.seed,
+        // The engine writes the feed in capture mode; the simulator stays silent.
+        quiet: args.remoteid == "capture",
         ..RemoteIdSimConfig::default()
     };
     let mut sim_stop = stop_rx.clone();
@@ -257,13 +277,28 @@ async fn start_stack(args: &Args, wiring: &Wiring, started: &mut Started) -> R {
             wiring.controller(&sibling("ndefender-system-controller")?),
             args.controller_port,
         ),
-        (
-            "ndefender-aggregator",
-            wiring.aggregator(&sibling("ndefender-aggregator")?),
-            args.aggregator_port,
-        ),
     ];
     for (name, cmd, port) in plan {
+        started.daemons.push(Daemon::spawn(name, cmd)?);
+        if let Some(d) = started.daemons.last_mut() {
+            d.wait_port(port).await?;
+        }
+    }
+    // `--remoteid capture`: the RemoteID engine decodes a real capture (in a loop) into the
+    // feed, and the aggregator's remote_id relays reach it.
+    let mut aggregator = wiring.aggregator(&sibling("ndefender-aggregator")?);
+    if args.remoteid == "capture" {
+        let capture = std::fs::canonicalize(&args.remoteid_capture)
+            .map_err(|e| format!("{}: {e}", args.remoteid_capture.display()))?;
+        let cmd = wiring.remoteid_engine(&sibling("ndefender-remoteid")?, args.remoteid_port, &capture);
+        started.daemons.push(Daemon::spawn("ndefender-remoteid", cmd)?);
+        if let Some(d) = started.daemons.last_mut() {
+            d.wait_port(args.remoteid_port).await?;
+        }
+        let (k, v) = Wiring::remoteid_base_url_env(args.remoteid_port);
+        aggregator.env(k, v);
+    }
+    for (name, cmd, port) in [("ndefender-aggregator", aggregator, args.aggregator_port)] {
         started.daemons.push(Daemon::spawn(name, cmd)?);
         if let Some(d) = started.daemons.last_mut() {
             d.wait_port(port).await?;
@@ -294,6 +329,13 @@ fn banner(args: &Args, w: &Wiring, esp32: Option<&SimHandle>) {
     println!("  aggregator REST   http://127.0.0.1:{port}/api/v1/status");
     println!("  aggregator WS     ws://127.0.0.1:{port}/api/v1/ws");
     println!("  RemoteID feed     {}", w.rid_path.display());
+    if args.remoteid == "capture" {
+        println!(
+            "  RemoteID engine   http://127.0.0.1:{}/api/v1/status  (replaying {} in a loop)",
+            args.remoteid_port,
+            args.remoteid_capture.display()
+        );
+    }
     println!(
         "  ESP32 emulator    {} -> {}",
         w.esp32_link.display(),
