@@ -9,11 +9,11 @@
 //! 3. starts the release aggregator on that database and reads its RSS after serving the same
 //!    queries over HTTP (and, for comparison, with `[history] enabled = false`).
 //!
-//! `cargo build --release -p ndefender-aggregator && \
-//!  cargo run --release -p ndefender-aggregator --example history_bench -- [--days 30] \
-//!  [--flights-per-day 100] [--flight-s 900] [--dir DIR]`
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `cargo build --release -p ndefender-aggregator && target/release/ndefender-history-bench \
+//!  [--days 30] [--flights-per-day 100] [--flight-s 900] [--dir DIR]`
+//!
+//! A binary of the aggregator package (not an example) so that a release build of it needs only
+//! the daemon's own dependencies.
 
 use ndefender_aggregator::history::export;
 use ndefender_aggregator::history::query;
@@ -45,7 +45,7 @@ fn envelope(id: &str, ts: u64, k: u64) -> String {
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 fn time_n<T>(n: usize, mut f: impl FnMut() -> R<T>) -> R<(Duration, T)> {
@@ -64,10 +64,12 @@ fn main() -> R {
     let days = arg(&args, "--days", 30)?;
     let per_day = arg(&args, "--flights-per-day", 100)?.max(1);
     let flight_s = arg(&args, "--flight-s", 900)?;
-    let tmp = tempfile::tempdir()?;
-    let dir = match args.iter().position(|a| a == "--dir") {
-        Some(i) => PathBuf::from(args.get(i + 1).ok_or("--dir needs a value")?),
-        None => tmp.path().to_owned(),
+    let (dir, scratch) = match args.iter().position(|a| a == "--dir") {
+        Some(i) => (PathBuf::from(args.get(i + 1).ok_or("--dir needs a value")?), false),
+        None => (
+            std::env::temp_dir().join(format!("ndefender-history-bench-{}", std::process::id())),
+            true,
+        ),
     };
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("history.sqlite");
@@ -177,7 +179,21 @@ fn main() -> R {
             Err(e) => println!("aggregator run skipped: {e}"),
         }
     }
+    if scratch {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
+}
+
+/// VmRSS of `pid` in KiB.
+fn rss_kib(pid: u32) -> R<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| "no VmRSS".into())
 }
 
 fn ms(d: Duration) -> f64 {
@@ -185,13 +201,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn aggregator_bin() -> R<PathBuf> {
-    // target/release/examples/history_bench → target/release/ndefender-aggregator
+    // The daemon sits next to this binary (target/release/).
     let exe = std::env::current_exe()?;
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("no target dir")?
-        .join("ndefender-aggregator");
+    let p = exe.parent().ok_or("no target dir")?.join("ndefender-aggregator");
     if p.exists() {
         Ok(p)
     } else {
@@ -207,7 +219,7 @@ fn aggregator_bin() -> R<PathBuf> {
 /// its RSS.
 fn daemon_rss(dir: &Path, db: &Path, history: bool, since: u64, until: u64, s0: u64, s1: u64) -> R<String> {
     let bin = aggregator_bin()?;
-    let port = ndefender_devkit::stack::free_port()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let state = dir.join("state");
     std::fs::create_dir_all(&state)?;
     let mut child = std::process::Command::new(bin)
@@ -236,7 +248,7 @@ fn daemon_rss(dir: &Path, db: &Path, history: bool, since: u64, until: u64, s0: 
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let idle = ndefender_devkit::stack::proc_usage(pid)?.rss_kib;
+        let idle = rss_kib(pid)?;
         if !history {
             return Ok(format!(
                 "aggregator RSS with history disabled: {:.1} MiB",
@@ -258,7 +270,7 @@ fn daemon_rss(dir: &Path, db: &Path, history: bool, since: u64, until: u64, s0: 
             client.get(&summary).send().await?.bytes().await?;
             tsum.push(t.elapsed());
         }
-        let after = ndefender_devkit::stack::proc_usage(pid)?.rss_kib;
+        let after = rss_kib(pid)?;
         Ok(format!(
             "aggregator on the full DB: RSS {:.1} MiB idle, {:.1} MiB after serving; over HTTP the 24 h GeoJSON \
              track ({:.1} MB) {:.0} ms, the summary {:.1} ms (median of 5)",
@@ -269,10 +281,8 @@ fn daemon_rss(dir: &Path, db: &Path, history: bool, since: u64, until: u64, s0: 
             ms(median(tsum))
         ))
     });
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    // SIGKILL is fine here: the history survives it (tests/tests/history.rs).
+    let _ = child.kill();
     let _ = child.wait();
     r
 }
