@@ -1,5 +1,5 @@
 //! The daemon's shared state: the latest engine status, the contacts as published, the
-//! `/events/last` ring and counters. One mutex orders state and publishing (ARCHITECTURE.md):
+//! `/events/last` ring and counters, behind the shared state owner (`ndefender_hub::Owner`):
 //! a batch is applied and handed to the hub in one critical section, and the hub's resync set
 //! is built under the same lock with `hub.last_seq()` as watermark.
 
@@ -11,9 +11,9 @@ use ndefender_contract::contact::RfContactData;
 use ndefender_contract::devices::SweepPlanSummary;
 use ndefender_contract::events::{kind, RfScanStats};
 use ndefender_contract::{Envelope, Source};
-use ndefender_hub::{Greeting, GreetingSource, Hub};
+use ndefender_hub::{Greeting, GreetingSource, Hub, Outbox, Owner};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -31,20 +31,27 @@ pub struct State {
     pub events_by_type: BTreeMap<&'static str, u64>,
     pub replay_active: bool,
     pub scan_thread_alive: bool,
+    /// Events of the current change, handed to the hub before the lock drops.
+    out: Vec<Envelope>,
+}
+
+impl Outbox for State {
+    fn outbox(&mut self) -> &mut Vec<Envelope> {
+        &mut self.out
+    }
 }
 
 /// Shared between the API, the scan thread's sink, the output thread and the hub.
 #[derive(Debug)]
 pub struct Shared {
-    state: Mutex<State>,
-    hub: OnceLock<Hub>,
+    owner: Owner<State>,
     pub started: Instant,
 }
 
 impl Shared {
     pub fn new(cfg: ScanConfig, plans: Vec<SweepPlanSummary>) -> Arc<Shared> {
         Arc::new(Shared {
-            state: Mutex::new(State {
+            owner: Owner::new(State {
                 cfg,
                 status: None,
                 plans,
@@ -57,34 +64,40 @@ impl Shared {
                 events_by_type: BTreeMap::new(),
                 replay_active: false,
                 scan_thread_alive: false,
+                out: Vec::new(),
             }),
-            hub: OnceLock::new(),
             started: Instant::now(),
         })
     }
 
     pub fn attach_hub(&self, hub: Hub) {
-        let _ = self.hub.set(hub);
+        self.owner.attach_hub(hub);
     }
 
     pub fn hub(&self) -> Option<&Hub> {
-        self.hub.get()
+        self.owner.hub()
     }
 
+    /// The state, locked, for changes that emit nothing.
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves State consistent, so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.owner.lock()
     }
 
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        f(&self.lock())
+        self.owner.read(f)
     }
 
     /// Applies a batch (already in the JSONL when it came from the live scan) and publishes it:
     /// contacts, ring, counters and hub in one critical section. `live` = the batch belongs
     /// to the live tracker, whose confirmed contacts form the resync set.
     pub fn publish(&self, envs: &[(RfEvent, Envelope)], stats: Option<Envelope>, live: bool) {
-        let mut st = self.lock();
+        self.owner.mutate(|st| State::apply(st, envs, stats, live));
+    }
+}
+
+impl State {
+    /// The batch's effect on the state; its envelopes go to the outbox.
+    fn apply(st: &mut State, envs: &[(RfEvent, Envelope)], stats: Option<Envelope>, live: bool) {
         let cap = st.cfg.api.event_buffer.max(1);
         for (ev, env) in envs {
             if live {
@@ -101,15 +114,11 @@ impl Shared {
             }
             st.last_event_ms = Some(ev.timestamp_ms);
             *st.events_by_type.entry(ev.kind).or_insert(0) += 1;
-            if let Some(hub) = self.hub.get() {
-                hub.publish(env.clone());
-            }
+            st.out.push(env.clone());
         }
         if let Some(env) = stats {
             if st.cfg.api.ws_stats {
-                if let Some(hub) = self.hub.get() {
-                    hub.publish(env);
-                }
+                st.out.push(env);
             }
         }
     }
@@ -137,29 +146,21 @@ pub struct Greeter(pub Arc<Shared>);
 
 impl GreetingSource for Greeter {
     fn greeting(&self, hub: &Hub) -> Greeting {
-        let _st = self.0.lock();
-        Greeting {
-            envelopes: Vec::new(),
-            watermark: hub.last_seq(),
-        }
+        self.0.owner.greeting(hub, |_| Vec::new())
     }
 
     fn resync(&self, hub: &Hub) -> Greeting {
-        let st = self.0.lock();
-        let envelopes = st
-            .published
-            .values()
-            .filter_map(|(ts, data)| {
-                rf_envelope(&RfEvent {
-                    kind: kind::RF_CONTACT_UPDATE,
-                    timestamp_ms: *ts,
-                    data: data.clone(),
+        self.0.owner.greeting(hub, |st| {
+            st.published
+                .values()
+                .filter_map(|(ts, data)| {
+                    rf_envelope(&RfEvent {
+                        kind: kind::RF_CONTACT_UPDATE,
+                        timestamp_ms: *ts,
+                        data: data.clone(),
+                    })
                 })
-            })
-            .collect();
-        Greeting {
-            envelopes,
-            watermark: hub.last_seq(),
-        }
+                .collect()
+        })
     }
 }

@@ -13,6 +13,7 @@ mod admission;
 mod client;
 mod config;
 mod connection;
+mod owner;
 mod pattern;
 mod payload;
 mod reader;
@@ -22,6 +23,7 @@ mod tap;
 mod writer;
 
 pub use config::HubConfig;
+pub use owner::{Outbox, Owner};
 pub use pattern::{PatternError, Subscription};
 pub use reader::{apply_control, parse_control, ControlFrame};
 pub use stats::{HubStats, IgnoredCounts, RejectedCounts, ReplayCounts};

@@ -10,12 +10,12 @@ use ndefender_contract::events::{kind, LogEvent, SystemCommandAck};
 use ndefender_contract::system::*;
 use ndefender_contract::time::Clock;
 use ndefender_contract::{Envelope, Source};
-use ndefender_hub::{Greeting, GreetingSource, Hub};
+use ndefender_hub::{Greeting, GreetingSource, Hub, Outbox, Owner};
 use ndefender_service::metrics::{CounterFamily, HistogramFamily};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Everything the controller knows about the host.
@@ -33,7 +33,8 @@ pub struct State {
     trackers: [Tracker; 7],
     emitters: [Emitter; 5],
     failures_total: BTreeMap<(Probe, String), u64>,
-    hub: Option<Hub>,
+    /// Events of the current change, handed to the hub before the lock drops.
+    out: Vec<Envelope>,
 }
 
 /// Cheap to clone; all clones share one state.
@@ -43,8 +44,7 @@ pub struct Controller {
 }
 
 struct Inner {
-    state: Mutex<State>,
-    hub: OnceLock<Hub>,
+    owner: Owner<State>,
     cfg: Arc<ControllerConfig>,
     clock: Arc<dyn Clock>,
     /// `probe_duration_seconds{probe}`: one read of a probe's backend.
@@ -125,7 +125,7 @@ impl State {
             trackers,
             emitters: Default::default(),
             failures_total: BTreeMap::new(),
-            hub: None,
+            out: Vec::new(),
             cfg,
             clock,
         }
@@ -192,24 +192,26 @@ impl State {
         }
     }
 
-    /// Hands one envelope to the hub. Called only under the state lock, so the
-    /// greeting watermark is exact.
-    pub fn publish<T: Serialize + ?Sized>(&self, kind: &'static str, data: &T) {
-        if let (Some(hub), Some(env)) = (&self.hub, self.envelope(kind, data)) {
-            hub.publish(env);
+    /// Queues one envelope; the owner hands it to the hub before the state lock drops, so
+    /// the greeting watermark is exact.
+    pub fn publish<T: Serialize + ?Sized>(&mut self, kind: &'static str, data: &T) {
+        if let Some(env) = self.envelope(kind, data) {
+            self.out.push(env);
         }
     }
 
-    pub fn publish_ack(&self, ack: &SystemCommandAck) {
+    pub fn publish_ack(&mut self, ack: &SystemCommandAck) {
         self.publish(kind::COMMAND_ACK, ack);
     }
 
-    pub fn publish_log(&self, level: LogLevel, component: &str, code: &str, message: impl Into<String>) {
+    pub fn publish_log(&mut self, level: LogLevel, component: &str, code: &str, message: impl Into<String>) {
         self.publish(kind::LOG_EVENT, &LogEvent::with(level, component, code, message));
     }
 
-    pub fn publish_system_status(&self) {
-        self.publish(kind::SYSTEM_STATUS, &self.system);
+    pub fn publish_system_status(&mut self) {
+        if let Some(env) = self.envelope(kind::SYSTEM_STATUS, &self.system) {
+            self.out.push(env);
+        }
     }
 
     /// Publishes every section event that a change (or nothing held back) makes due.
@@ -422,8 +424,7 @@ impl Controller {
     pub fn new(cfg: Arc<ControllerConfig>, clock: Arc<dyn Clock>) -> Controller {
         Controller {
             inner: Arc::new(Inner {
-                state: Mutex::new(State::new(cfg.clone(), clock.clone())),
-                hub: OnceLock::new(),
+                owner: Owner::new(State::new(cfg.clone(), clock.clone())),
                 cfg,
                 clock,
                 probe_seconds: HistogramFamily::new(PROBE_BOUNDS),
@@ -461,12 +462,11 @@ impl Controller {
     }
 
     pub fn attach_hub(&self, hub: Hub) {
-        let _ = self.inner.hub.set(hub.clone());
-        self.lock().hub = Some(hub);
+        self.inner.owner.attach_hub(hub);
     }
 
     pub fn hub(&self) -> Option<&Hub> {
-        self.inner.hub.get()
+        self.inner.owner.hub()
     }
 
     pub fn cfg(&self) -> &Arc<ControllerConfig> {
@@ -477,29 +477,33 @@ impl Controller {
         &self.inner.clock
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves the state consistent; a poisoned lock is still usable.
-        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        f(&self.lock())
+        self.inner.owner.read(f)
     }
 
-    /// Applies a change and publishes the events it causes, in one critical section.
+    /// Applies a change and publishes the events it causes (its own and the section events
+    /// the change makes due), in one critical section.
     pub fn mutate<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let mut st = self.lock();
-        let r = f(&mut st);
-        st.emit_changes();
-        r
+        self.inner.owner.mutate(|st| {
+            let r = f(st);
+            st.emit_changes();
+            r
+        })
     }
 
     pub fn ack(&self, ack: SystemCommandAck) {
-        self.lock().publish_ack(&ack);
+        self.inner.owner.mutate(|st| st.publish_ack(&ack));
     }
 
     pub fn log(&self, level: LogLevel, component: &str, code: &str, message: impl Into<String>) {
-        self.lock().publish_log(level, component, code, message);
+        self.inner
+            .owner
+            .mutate(|st| st.publish_log(level, component, code, message));
+    }
+
+    /// The periodic SYSTEM_STATUS (sent whether or not anything changed).
+    pub fn publish_system_status(&self) {
+        self.inner.owner.mutate(State::publish_system_status);
     }
 
     /// Probe names whose name is configured as a watched unit (for restart gating).
@@ -526,14 +530,16 @@ impl GreetingSource for Controller {
     }
 
     fn greeting(&self, hub: &Hub) -> Greeting {
-        let st = self.lock();
-        Greeting {
-            watermark: hub.last_seq(),
-            envelopes: st.greeting(),
-        }
+        self.inner.owner.greeting(hub, State::greeting)
     }
 
     fn resync(&self, hub: &Hub) -> Greeting {
         self.greeting(hub)
+    }
+}
+
+impl Outbox for State {
+    fn outbox(&mut self) -> &mut Vec<Envelope> {
+        &mut self.out
     }
 }

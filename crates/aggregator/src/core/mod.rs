@@ -20,9 +20,9 @@ use ndefender_contract::events::{kind, LogEvent};
 use ndefender_contract::snapshot::StatusSnapshot;
 use ndefender_contract::time::Clock;
 use ndefender_contract::{Envelope, Source};
-use ndefender_hub::{Greeting, GreetingSource, Hub};
+use ndefender_hub::{Greeting, GreetingSource, Hub, Owner};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -269,11 +269,17 @@ impl State {
     }
 }
 
-/// The shared handle to the state, the hub and the SYSTEM_UPDATE coalescer.
+impl ndefender_hub::Outbox for State {
+    fn outbox(&mut self) -> &mut Vec<Envelope> {
+        &mut self.out
+    }
+}
+
+/// The shared handle to the state owner (state and hub behind one lock, the shared
+/// `ndefender_hub::Owner`) and the SYSTEM_UPDATE coalescer.
 #[derive(Clone)]
 pub struct Core {
-    state: Arc<Mutex<State>>,
-    hub: Arc<std::sync::OnceLock<Hub>>,
+    owner: Arc<Owner<State>>,
     changed: Arc<Notify>,
     /// Woken when a contact first reaches high severity.
     pub beep: Arc<Notify>,
@@ -282,8 +288,7 @@ pub struct Core {
 impl Core {
     pub fn new(cfg: Arc<AggregatorConfig>, clock: Arc<dyn Clock>) -> Self {
         Self {
-            state: Arc::new(Mutex::new(State::new(cfg, clock))),
-            hub: Arc::new(std::sync::OnceLock::new()),
+            owner: Arc::new(Owner::new(State::new(cfg, clock))),
             changed: Arc::new(Notify::new()),
             beep: Arc::new(Notify::new()),
         }
@@ -291,41 +296,32 @@ impl Core {
 
     /// Attaches the hub (once; the hub needs the core as its greeting source first).
     pub fn attach_hub(&self, hub: Hub) {
-        let _ = self.hub.set(hub);
+        self.owner.attach_hub(hub);
     }
 
     pub fn hub(&self) -> Option<&Hub> {
-        self.hub.get()
+        self.owner.hub()
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A poisoned lock means a bug panicked mid-mutation; the state is still
-        // the best we have, so keep serving rather than take the daemon down.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs a mutation and publishes what it emitted, in one critical section.
+    /// Runs a mutation and publishes what it emitted, in one critical section; then wakes
+    /// the SYSTEM_UPDATE coalescer and the beeper if the change asks for them.
     pub fn mutate<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let mut st = self.lock();
-        let r = f(&mut st);
-        let out = std::mem::take(&mut st.out);
-        if let Some(hub) = self.hub.get() {
-            for e in out {
-                hub.publish(e);
-            }
-        }
-        if st.dirty {
-            self.changed.notify_one();
-        }
-        if std::mem::take(&mut st.beep_wanted) {
-            self.beep.notify_one();
-        }
-        r
+        let (changed, beep) = (&self.changed, &self.beep);
+        self.owner
+            .mutate_then(f, |st| {
+                if st.dirty {
+                    changed.notify_one();
+                }
+                if std::mem::take(&mut st.beep_wanted) {
+                    beep.notify_one();
+                }
+            })
+            .0
     }
 
     /// Read-only access (REST reads).
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        f(&self.lock())
+        self.owner.read(f)
     }
 
     /// Broadcasts SYSTEM_UPDATE at most once per `update_min_interval_ms`, with a
@@ -363,14 +359,12 @@ impl Core {
     }
 
     fn snapshot_greeting(&self, hub: &Hub) -> Greeting {
-        let st = self.lock();
-        let watermark = hub.last_seq();
-        let snap = st.snapshot();
-        let env = Envelope::new(kind::SYSTEM_UPDATE, snap.timestamp_ms, Source::Aggregator, &snap);
-        Greeting {
-            envelopes: env.into_iter().collect(),
-            watermark,
-        }
+        self.owner.greeting(hub, |st| {
+            let snap = st.snapshot();
+            Envelope::new(kind::SYSTEM_UPDATE, snap.timestamp_ms, Source::Aggregator, &snap)
+                .into_iter()
+                .collect()
+        })
     }
 }
 

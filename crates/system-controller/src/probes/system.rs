@@ -53,7 +53,7 @@ pub fn spawn(ctl: Controller, probe: Arc<Mutex<SystemProbe>>, busy: Arc<std::syn
         let mut due = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
-                _ = tick.tick() => ctl.read(|st| st.publish_system_status()),
+                _ = tick.tick() => ctl.publish_system_status(),
                 _ = due.tick() => ctl.mutate(|st| st.emit_due()),
             }
         }
