@@ -359,6 +359,9 @@ pub async fn conventions(State(conv): State<Arc<Conventions>>, mut req: Request,
     if let Some(a) = &conv.audit {
         req.extensions_mut().insert(a.clone());
     }
+    // Only the hub's own answers on a WebSocket path are already in the service's style;
+    // this layer's refusals there are rendered like any other.
+    let from_hub = is_ws && early.is_none();
     let resp = match early {
         Some(e) => e.into_response(),
         None => next.run(req).await,
@@ -369,7 +372,7 @@ pub async fn conventions(State(conv): State<Arc<Conventions>>, mut req: Request,
         client,
         origin,
         headers,
-        is_ws,
+        is_ws: from_hub,
     };
     finish(&conv, &ctx, caller.as_ref(), resp).await
 }
