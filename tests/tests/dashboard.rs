@@ -214,18 +214,19 @@ async fn run(s: &mut Stack, b: &Browser, base: &str) -> R {
 /// Role tokens: a viewer sees no command controls and the server refuses its commands
 /// with 403 forbidden_role, which the page explains.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs role tokens (issue 13)"]
 async fn a_viewer_cannot_command() -> R {
     if !browser_or_skip()? {
         return Ok(());
     }
-    // The security engineer's config names are not known on this branch: the lead
-    // adapts these two lines when merging issue 13 (a viewer token and an operator).
+    // A viewer token as `server.tokens` holds it: only the SHA-256 of the secret.
     let viewer = "viewer-token-for-tests";
     let mut s = Stack::start(StackOptions {
         aggregator_env: vec![(
             "NDEFENDER_SERVER__TOKENS".into(),
-            format!("[{{name = \"v\", role = \"viewer\", token = \"{viewer}\"}}]"),
+            format!(
+                "[{{name = \"tablet\", role = \"viewer\", sha256 = \"{}\"}}]",
+                ndefender_service::auth::sha256_hex(viewer)
+            ),
         )],
         ..StackOptions::default()
     })
@@ -256,7 +257,7 @@ async fn a_viewer_cannot_command() -> R {
         let code = b
             .client
             .execute_async(
-                "const done = arguments[0]; fetch('/api/v1/scan/stop', {method: 'POST', headers: {Authorization: 'Bearer ' + ndf.session.token}, body: '{}'}).then(r => r.json().then(j => done([r.status, j])))",
+                "const done = arguments[0]; fetch('/api/v1/scan/stop', {method: 'POST', headers: {Authorization: 'Bearer ' + ndf.session.token, 'Content-Type': 'application/json'}, body: '{}'}).then(r => r.json().then(j => done([r.status, j])))",
                 vec![],
             )
             .await?;
