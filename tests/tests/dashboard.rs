@@ -246,6 +246,8 @@ async fn history(s: &Stack, b: &Browser) -> R {
         .eval("[...document.querySelectorAll('#hist-timeline .rid')].some(e => parseFloat(e.style.height) > 0)")
         .await?;
     assert_eq!(counted, Value::Bool(true), "no RemoteID hour in the timeline");
+    b.screenshot(&browser::shots_dir().join("dashboard-kiosk-history-list.png"))
+        .await?;
     b.client.find(fantoccini::Locator::Css(&row)).await?.click().await?;
     let drawn = b
         .until(

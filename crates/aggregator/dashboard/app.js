@@ -935,6 +935,12 @@
     loadHistory();
   }
   for (const b of document.querySelectorAll(".preset")) b.addEventListener("click", () => histPreset(Number(b.dataset.hours)));
+  $("hist-custom").addEventListener("click", () => {
+    const open = $("hist-form").hidden;
+    $("hist-form").hidden = !open;
+    $("hist-custom").setAttribute("aria-expanded", String(open));
+    if (open) $("hist-from").focus();
+  });
   $("hist-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const a = new Date($("hist-from").value).getTime(), b = new Date($("hist-to").value).getTime();
@@ -1041,7 +1047,7 @@
     el.dataset.hours = String(n);
     el.setAttribute("aria-label", "Contacts per hour, " + per.reduce((a, x) => a + x.REMOTE_ID + x.RF + x.FPV, 0) + " contact-hours");
     const tot = ((s && s.totals) || []).map((x) => x.contacts + " " + (KIND[x.type] || x.type)).join(" · ");
-    $("hist-totals").textContent = tot ? "In range: " + tot + " (RemoteID dark, RF/FPV light)" : "Nothing recorded in this range.";
+    $("hist-totals").textContent = tot ? "In range: " + tot : "Nothing recorded in this range.";
   }
   async function histSelect(id) {
     if (hist.id === id) { histClear(); return; }
@@ -1165,7 +1171,7 @@
     for (const p of t.pts) { a = Math.min(a, p[0]); b = Math.max(b, p[0]); c = Math.min(c, p[1]); d = Math.max(d, p[1]); }
     const lat = (a + b) / 2, lon = (c + d) / 2;
     const hy = ((b - a) / 2) * 110574, hx = ((d - c) / 2) * 111320 * Math.cos(rad(lat));
-    const mpp = Math.max(100 / Math.max(50, Math.min(w, h) / 2 - 40), hx / Math.max(50, w / 2 - 70), hy / Math.max(50, h / 2 - 50)) * 1.1;
+    const mpp = Math.max(40 / Math.max(50, Math.min(w, h) / 2 - 40), hx / Math.max(50, w / 2 - 70), hy / Math.max(50, h / 2 - 50)) * 1.1;
     return { lat, lon, mpp };
   }
 
