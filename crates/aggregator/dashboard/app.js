@@ -1159,7 +1159,9 @@
     ctx.font = "bold 14px system-ui, sans-serif";
     ctx.textAlign = "left";
     ctx.fillText("START " + (t.t0 ? fmtTime(t.t0).slice(11) : ""), sx + 12, sy + 5);
-    ctx.fillText("END " + (t.t1 ? fmtTime(t.t1).slice(11) : ""), ex + 12, ey + 5);
+    // Below-left of its marker: a live drone at the same spot labels itself to the right.
+    ctx.textAlign = "right";
+    ctx.fillText("END " + (t.t1 ? fmtTime(t.t1).slice(11) : ""), ex - 4, ey + 26);
     ctx.restore();
     canvas.dataset.histPoints = String(t.pts.length);
     canvas.dataset.histId = t.id;
