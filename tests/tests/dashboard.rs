@@ -206,8 +206,106 @@ async fn run(s: &mut Stack, b: &Browser, base: &str) -> R {
     )
     .await?;
 
+    history(s, b).await?;
+
     let errors = console_errors(&b.console().await?);
     assert!(errors.is_empty(), "console errors: {errors:#?}");
+    Ok(())
+}
+
+/// The history view (issue 18): by now the stack has run for minutes and its drones are
+/// stored. The view lists one, selecting it draws its stored track on the map, and the
+/// GeoJSON export fetches the track (with the session's credentials) as a FeatureCollection.
+async fn history(s: &Stack, b: &Browser) -> R {
+    let url = s.aggregator.url("/api/v1/history/contacts?type=remote_id&limit=1000");
+    let drone = eventually(MIN, "a stored drone with a track", || async {
+        let (code, v) = get_json(&url).await?;
+        Ok((code == 200)
+            .then(|| v["contacts"].as_array().cloned())
+            .flatten()
+            .and_then(|a| {
+                a.iter()
+                    .find(|c| c["fixes"].as_u64().unwrap_or(0) >= 3)
+                    .and_then(|c| c["id"].as_str().map(str::to_owned))
+            }))
+    })
+    .await?;
+    b.set_viewport(1024, 600).await?;
+    b.eval("document.getElementById('t-history').click()").await?;
+    let row = format!("#hist-list li[data-hid={}]", js(&drone));
+    b.until(
+        MIN,
+        &format!("stored drone {drone} in the history list"),
+        &format!("!!document.querySelector({})", js(&row)),
+    )
+    .await?;
+    // The hourly timeline: one bar per started hour of the 24 h range, RemoteID counted.
+    let hours = b.eval("document.querySelectorAll('#hist-timeline .tb').length").await?;
+    assert!(hours.as_u64().is_some_and(|h| (24..=25).contains(&h)), "{hours} bars");
+    let counted = b
+        .eval("[...document.querySelectorAll('#hist-timeline .rid')].some(e => parseFloat(e.style.height) > 0)")
+        .await?;
+    assert_eq!(counted, Value::Bool(true), "no RemoteID hour in the timeline");
+    b.screenshot(&browser::shots_dir().join("dashboard-kiosk-history-list.png"))
+        .await?;
+    b.client.find(fantoccini::Locator::Css(&row)).await?.click().await?;
+    let drawn = b
+        .until(
+            MIN,
+            "the track drawn on the map",
+            &format!(
+                "document.getElementById('map').dataset.histId === {} && +document.getElementById('map').dataset.histPoints",
+                js(&drone)
+            ),
+        )
+        .await?;
+    let drawn = drawn.as_u64().ok_or("no point count")?;
+    // The stored track, read afterwards (it only grows): the page drew it, not a stand-in.
+    let mut track = reqwest::Url::parse(&s.aggregator.url("/api/v1/history/tracks"))?;
+    track.path_segments_mut().map_err(|()| "url")?.push(&drone);
+    let (code, geo) = get_json(track.as_str()).await?;
+    assert_eq!(code, 200, "{geo}");
+    let stored = geo["features"][0]["geometry"]["coordinates"]
+        .as_array()
+        .map_or(0, Vec::len) as u64;
+    assert!(drawn >= 3 && drawn <= stored, "drew {drawn} of {stored} stored fixes");
+
+    b.client
+        .find(fantoccini::Locator::Css(".export[data-format=geojson]"))
+        .await?
+        .click()
+        .await?;
+    let saved = b
+        .until(
+            Duration::from_secs(20),
+            "the GeoJSON export",
+            "ndf.hist.exportInfo && ndf.hist.exportInfo.format === 'geojson' && ndf.hist.exportInfo",
+        )
+        .await?;
+    assert_eq!(saved["status"], 200, "{saved}");
+    assert_eq!(saved["kind"], "FeatureCollection", "{saved}");
+    assert!(
+        saved["type"].as_str().is_some_and(|t| t.contains("geo+json")),
+        "{saved}"
+    );
+    let shown = b.eval("document.getElementById('hist-export').textContent").await?;
+    assert!(shown.as_str().is_some_and(|t| t.starts_with("Saved ")), "{shown}");
+
+    let shots = browser::shots_dir();
+    for theme in ["night", "day"] {
+        b.eval(&format!(
+            "(document.body.dataset.theme === {t} || document.getElementById('theme').click(), true)",
+            t = js(theme)
+        ))
+        .await?;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        b.screenshot(&shots.join(format!("dashboard-kiosk-{theme}-history.png")))
+            .await?;
+    }
+    b.set_viewport(390, 844).await?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    b.screenshot(&shots.join("dashboard-phone-day-history.png")).await?;
+    b.set_viewport(1024, 600).await?;
     Ok(())
 }
 

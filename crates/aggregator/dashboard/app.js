@@ -689,7 +689,7 @@
     const cs = getComputedStyle(document.body);
     const v = (n) => cs.getPropertyValue(n).trim();
     return colorCache = { theme: document.body.dataset.theme, map: v("--map"), grid: v("--grid"), ring: v("--ring"), fg: v("--fg"), muted: v("--muted"), accent: v("--accent"),
-      crit: v("--crit"), high: v("--bad"), medium: v("--warn"), low: v("--low"), unknown: v("--unk"), ok: v("--ok") };
+      crit: v("--crit"), high: v("--bad"), medium: v("--warn"), low: v("--low"), unknown: v("--unk"), ok: v("--ok"), hist: v("--hist") };
   }
   function niceRing(m) {
     const steps = [50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 50000];
@@ -777,10 +777,12 @@
     const k = colors();
     ctx.fillStyle = k.map;
     ctx.fillRect(0, 0, w, h);
-    const o = origin();
-    const cx = w / 2, cy = h / 2;
+    const ht = hist.track && hist.track.pts.length ? hist.track : null;
+    // With no kit fix and no live contact, a history track is the reference.
+    const o = origin() || (ht ? { lat: ht.pts[0][0], lon: ht.pts[0][1], kit: false } : null);
     lastPositions.clear();
     if (!o) {
+      const cx = w / 2, cy = h / 2;
       ctx.fillStyle = k.muted;
       ctx.font = "16px system-ui, sans-serif";
       ctx.textAlign = "center";
@@ -788,10 +790,17 @@
       $("map-info").textContent = "";
       return;
     }
-    if (view.auto) fit();
+    // A history track on show is centred and fitted; otherwise the kit is the centre.
+    let c0 = o;
+    if (ht) {
+      const hv = histView(w, h);
+      c0 = hv;
+      if (view.auto) view.mpp = hv.mpp;
+    } else if (view.auto) fit();
     const mLat = 110574, mLon = 111320 * Math.cos(rad(o.lat));
-    const toXY = (lat, lon) => [cx + ((lon - o.lon) * mLon) / view.mpp, cy - ((lat - o.lat) * mLat) / view.mpp];
-    if (tilesUrl) drawTiles(ctx, o, w, h, toXY);
+    const toXY = (lat, lon) => [w / 2 + ((lon - c0.lon) * mLon) / view.mpp, h / 2 - ((lat - c0.lat) * mLat) / view.mpp];
+    const [cx, cy] = toXY(o.lat, o.lon);
+    if (tilesUrl) drawTiles(ctx, c0, w, h, toXY);
 
     // Grid every ring step, rings at 1–4 steps.
     const step = niceRing((Math.min(w, h) / 2) * view.mpp / 4.5);
@@ -799,8 +808,8 @@
     ctx.strokeStyle = k.grid;
     ctx.lineWidth = 1;
     ctx.beginPath();
-    for (let x = cx % px; x < w; x += px) { ctx.moveTo(x, 0); ctx.lineTo(x, h); }
-    for (let y = cy % px; y < h; y += px) { ctx.moveTo(0, y); ctx.lineTo(w, y); }
+    for (let x = ((cx % px) + px) % px; x < w; x += px) { ctx.moveTo(x, 0); ctx.lineTo(x, h); }
+    for (let y = ((cy % px) + px) % px; y < h; y += px) { ctx.moveTo(0, y); ctx.lineTo(w, y); }
     ctx.stroke();
     ctx.strokeStyle = k.ring;
     ctx.fillStyle = k.muted;
@@ -829,6 +838,8 @@
     ctx.textAlign = "right";
     ctx.fillText(o.kit ? "KIT" : "REF", cx - 10, cy + 20);
     ctx.textAlign = "left";
+
+    drawHistTrack(ctx, k, toXY);
 
     // RemoteID drones: trail, operator/home, the aircraft pointing along its heading.
     let drones = 0;
@@ -895,7 +906,275 @@
     const sel = st.selected && st.contacts.get(st.selected);
     $("map-info").textContent =
       (o.kit ? "Centred on the kit (GPS)" : "No GPS fix: centred on the first contact") +
-      " · rings " + fmtDist(step) + " · " + drones + " RemoteID" + (sel ? " · " + sel.id + " " + where(sel, o) : "");
+      " · rings " + fmtDist(step) + " · " + drones + " RemoteID" + (sel ? " · " + sel.id + " " + where(sel, o) : "") +
+      (ht ? " · history track " + ht.id + " (" + ht.pts.length + " fixes" + (ht.truncated ? ", truncated" : "") + ", dashed)" : "");
+  }
+
+  // ---- history (issue 18) ------------------------------------------------------------
+  // Past contacts from /api/v1/history/*: a time range, a paged list, an hourly timeline,
+  // the selected contact's track drawn on the map in its own style, and exports fetched
+  // with the session's credentials (a plain link could not carry the header).
+  const HIST_PAGE = 25;
+  const hist = { since: 0, until: 0, hours: 24, offset: 0, total: 0, next: null, rows: [], loaded: false, busy: 0,
+    id: null, row: null, track: null, exportInfo: null };
+  window.ndf.hist = hist;
+  const pad2 = (n) => String(n).padStart(2, "0");
+  function fmtTime(ms) {
+    const d = new Date(ms);
+    return d.getFullYear() + "-" + pad2(d.getMonth() + 1) + "-" + pad2(d.getDate()) + " " + pad2(d.getHours()) + ":" + pad2(d.getMinutes());
+  }
+  const localInput = (ms) => fmtTime(ms).replace(" ", "T");
+  function histPreset(hours) {
+    hist.hours = hours;
+    hist.until = Date.now();
+    hist.since = hist.until - hours * 3600000;
+    for (const b of document.querySelectorAll(".preset")) b.setAttribute("aria-pressed", String(Number(b.dataset.hours) === hours));
+    $("hist-from").value = localInput(hist.since);
+    $("hist-to").value = localInput(hist.until);
+    hist.offset = 0;
+    loadHistory();
+  }
+  for (const b of document.querySelectorAll(".preset")) b.addEventListener("click", () => histPreset(Number(b.dataset.hours)));
+  $("hist-custom").addEventListener("click", () => {
+    const open = $("hist-form").hidden;
+    $("hist-form").hidden = !open;
+    $("hist-custom").setAttribute("aria-expanded", String(open));
+    if (open) $("hist-from").focus();
+  });
+  $("hist-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const a = new Date($("hist-from").value).getTime(), b = new Date($("hist-to").value).getTime();
+    if (!(a < b)) { $("hist-msg").textContent = "Enter a start before the end."; return; }
+    hist.since = a; hist.until = b; hist.hours = 0; hist.offset = 0;
+    for (const p of document.querySelectorAll(".preset")) p.setAttribute("aria-pressed", "false");
+    loadHistory();
+  });
+  $("hist-prev").addEventListener("click", () => { hist.offset = Math.max(0, hist.offset - HIST_PAGE); loadHistory(); });
+  $("hist-next").addEventListener("click", () => { if (hist.next !== null) { hist.offset = hist.next; loadHistory(); } });
+  function histFail(r) {
+    const code = String(errCode(r.body) || r.status);
+    if (r.status === 401) return "Not signed in (401): sign in again.";
+    if (r.status === 403) return "Your role may not read the history (403).";
+    if (code === "history_unavailable") return "History is off on this kit ([history] enabled = false).";
+    return "History not available (" + code + ").";
+  }
+  async function loadHistory() {
+    const my = ++hist.busy;
+    hist.loaded = true;
+    $("hist-msg").textContent = "Loading…";
+    const range = "since=" + hist.since + "&until=" + hist.until;
+    let r, s;
+    try {
+      [r, s] = await Promise.all([
+        api("/api/v1/history/contacts?" + range + "&limit=" + HIST_PAGE + "&offset=" + hist.offset),
+        api("/api/v1/history/summary?" + range),
+      ]);
+    } catch (_) {
+      if (my === hist.busy) $("hist-msg").textContent = "No answer from the kit.";
+      return;
+    }
+    if (my !== hist.busy) return; // a newer request owns the panel
+    if (r.status !== 200 || !r.body) { hist.rows = []; hist.total = 0; hist.next = null; renderHistList(); $("hist-msg").textContent = histFail(r); return; }
+    hist.rows = Array.isArray(r.body.contacts) ? r.body.contacts : [];
+    hist.total = r.body.total || 0;
+    hist.next = typeof r.body.next_offset === "number" ? r.body.next_offset : null;
+    renderHistList();
+    renderTimeline(s.status === 200 ? s.body : null);
+  }
+  function histDetail(c) {
+    const p = [fmtTime(c.first_seen_ts) + " → " + fmtTime(c.last_seen_ts).slice(11)];
+    if (c.type === "REMOTE_ID") {
+      if (c.model) p.push(c.model);
+      if (c.serial && "rid:" + c.serial !== c.id) p.push("SN " + c.serial);
+      if (c.operator_id) p.push("op " + c.operator_id);
+      p.push(c.fixes + " fixes");
+    } else {
+      if (typeof c.freq_hz === "number") p.push(mhz(c.freq_hz));
+      if (c.band) p.push(c.band);
+      if (c.class) p.push(c.class);
+      p.push(c.detections + " detections");
+    }
+    return p.join(" · ");
+  }
+  function renderHistList() {
+    let html = "";
+    for (const c of hist.rows) {
+      html += '<li class="c hc' + (hist.id === c.id ? " sel" : "") + '" tabindex="0" data-hid="' + esc(c.id) + '" aria-selected="' + (hist.id === c.id) + '">' +
+        '<div class="top"><span class="kind">' + (KIND[c.type] || esc(c.type || "?")) + '</span><span class="cid">' + esc(c.id) + "</span></div>" +
+        '<div class="sub">' + esc(histDetail(c)) + "</div></li>";
+    }
+    $("hist-list").innerHTML = html;
+    $("hist-msg").textContent = hist.rows.length ? "" : "No contacts in this range.";
+    const a = hist.rows.length ? hist.offset + 1 : 0;
+    $("hist-page").textContent = a + "–" + (hist.offset + hist.rows.length) + " of " + hist.total;
+    $("hist-prev").disabled = hist.offset === 0;
+    $("hist-next").disabled = hist.next === null;
+  }
+  function renderTimeline(s) {
+    const el = $("hist-timeline");
+    const hour = 3600000;
+    const from = hist.since - (hist.since % hour);
+    const n = Math.min(24 * 31, Math.max(1, Math.ceil((hist.until - from) / hour)));
+    const per = new Array(n).fill(null).map(() => ({ REMOTE_ID: 0, RF: 0, FPV: 0 }));
+    for (const b of (s && s.buckets) || []) {
+      const i = Math.floor((b.hour_ts - from) / hour);
+      if (i >= 0 && i < n && per[i][b.type] !== undefined) per[i][b.type] += b.contacts;
+    }
+    const max = Math.max(1, ...per.map((x) => x.REMOTE_ID + x.RF + x.FPV));
+    // Built as elements: the page's CSP forbids inline style attributes, not CSSOM.
+    const bars = document.createElement("div");
+    bars.className = "bars";
+    per.forEach((x, i) => {
+      const tb = document.createElement("div");
+      tb.className = "tb";
+      tb.title = fmtTime(from + i * hour) + ": " + x.REMOTE_ID + " RemoteID, " + x.RF + " RF, " + x.FPV + " FPV";
+      const rid = document.createElement("div");
+      rid.className = "rid";
+      rid.style.height = ((x.REMOTE_ID / max) * 100).toFixed(1) + "%";
+      const rf = document.createElement("div");
+      rf.className = "rf";
+      rf.style.height = (((x.RF + x.FPV) / max) * 100).toFixed(1) + "%";
+      tb.append(rid, rf);
+      bars.appendChild(tb);
+    });
+    const axis = document.createElement("div");
+    axis.className = "axis";
+    const l = document.createElement("span"), r = document.createElement("span");
+    l.textContent = fmtTime(from);
+    r.textContent = fmtTime(hist.until);
+    axis.append(l, r);
+    el.replaceChildren(bars, axis);
+    el.dataset.hours = String(n);
+    el.setAttribute("aria-label", "Contacts per hour, " + per.reduce((a, x) => a + x.REMOTE_ID + x.RF + x.FPV, 0) + " contact-hours");
+    const tot = ((s && s.totals) || []).map((x) => x.contacts + " " + (KIND[x.type] || x.type)).join(" · ");
+    $("hist-totals").textContent = tot ? "In range: " + tot : "Nothing recorded in this range.";
+  }
+  async function histSelect(id) {
+    if (hist.id === id) { histClear(); return; }
+    hist.id = id;
+    hist.row = hist.rows.find((c) => c.id === id) || null;
+    hist.track = null;
+    hist.exportInfo = null;
+    $("hist-export").textContent = "";
+    $("hist-sel").hidden = false;
+    $("hist-sel-id").textContent = id;
+    $("hist-sel-info").textContent = hist.row ? histDetail(hist.row) : "";
+    const hasFixes = !hist.row || hist.row.fixes > 0;
+    for (const b of document.querySelectorAll(".export")) b.disabled = !hasFixes;
+    renderHistList();
+    if (!hasFixes) { $("hist-sel-info").textContent += " · no positions (no track)"; dirty.map = true; schedule(); return; }
+    let r;
+    try { r = await api("/api/v1/history/tracks/" + encodeURIComponent(id) + "?format=geojson"); } catch (_) { r = { status: 0, body: null }; }
+    if (hist.id !== id) return;
+    if (r.status !== 200 || !r.body || !Array.isArray(r.body.features)) { $("hist-export").textContent = "Track: " + histFail(r); return; }
+    const line = r.body.features.find((f) => f.geometry && f.geometry.type === "LineString");
+    const pts = line ? line.geometry.coordinates.filter((p) => typeof p[0] === "number" && typeof p[1] === "number") : [];
+    const times = r.body.features.filter((f) => f.geometry && f.geometry.type === "Point").map((f) => f.properties && f.properties.time_ms);
+    hist.track = { id, pts: pts.map((p) => [p[1], p[0], p[2]]), t0: times[0], t1: times[times.length - 1], truncated: !!(line && line.properties && line.properties.truncated) };
+    view.auto = true;
+    dirty.map = true;
+    schedule();
+  }
+  function histClear() {
+    hist.id = hist.row = hist.track = null;
+    $("hist-sel").hidden = true;
+    canvas.dataset.histPoints = "0";
+    renderHistList();
+    view.auto = true;
+    dirty.map = true;
+    schedule();
+  }
+  $("hist-clear").addEventListener("click", histClear);
+  $("hist-list").addEventListener("click", (e) => {
+    const li = e.target.closest("li[data-hid]");
+    if (li) histSelect(li.dataset.hid);
+  });
+  $("hist-list").addEventListener("keydown", (e) => {
+    const li = e.target.closest("li[data-hid]");
+    if (!li) return;
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); histSelect(li.dataset.hid); }
+    if (e.key === "ArrowDown" && li.nextElementSibling) { e.preventDefault(); li.nextElementSibling.focus(); }
+    if (e.key === "ArrowUp" && li.previousElementSibling) { e.preventDefault(); li.previousElementSibling.focus(); }
+  });
+  // Exports: fetched with the session's header, handed to the browser as a blob download.
+  async function histExport(format) {
+    const id = hist.id;
+    if (!id) return;
+    const out = $("hist-export");
+    out.className = "cmd-result";
+    out.textContent = format.toUpperCase() + ": fetching…";
+    const ctl = new AbortController();
+    const t = setTimeout(() => ctl.abort(), 30000);
+    try {
+      const r = await fetch("/api/v1/history/tracks/" + encodeURIComponent(id) + "?format=" + format, { headers: authHeaders(), signal: ctl.signal });
+      const blob = await r.blob();
+      if (!r.ok) { out.className = "cmd-result bad"; out.textContent = format.toUpperCase() + ": " + histFail({ status: r.status, body: null }); return; }
+      const cd = r.headers.get("Content-Disposition") || "";
+      const m = /filename="([^"]+)"/.exec(cd);
+      const name = m ? m[1] : id.replace(/[^A-Za-z0-9-]/g, "_") + "." + format;
+      // What was saved, for the operator (and the browser test): the first bytes say the kind.
+      let kind = "";
+      if (format === "geojson") { try { kind = JSON.parse(await blob.text()).type || ""; } catch (_) { kind = "invalid"; } }
+      hist.exportInfo = { format, status: r.status, bytes: blob.size, name, kind, type: r.headers.get("Content-Type") || "" };
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = name;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+      out.className = "cmd-result good";
+      out.textContent = "Saved " + name + " (" + (blob.size < 10240 ? blob.size + " B" : Math.round(blob.size / 1024) + " kB") + ")";
+    } catch (_) {
+      out.className = "cmd-result bad";
+      out.textContent = format.toUpperCase() + ": no answer from the kit";
+    } finally {
+      clearTimeout(t);
+    }
+  }
+  for (const b of document.querySelectorAll(".export")) b.addEventListener("click", () => histExport(b.dataset.format));
+
+  // The track on the map: a dashed line with its fixes as dots, START and END marked,
+  // drawn under the live drones in its own colour so it is never mistaken for one.
+  function drawHistTrack(ctx, k, toXY) {
+    const t = hist.track;
+    if (!t || !t.pts.length) { canvas.dataset.histPoints = "0"; return; }
+    ctx.save();
+    ctx.strokeStyle = k.hist;
+    ctx.lineWidth = 3;
+    ctx.setLineDash([10, 6]);
+    ctx.beginPath();
+    t.pts.forEach((p, i) => { const [x, y] = toXY(p[0], p[1]); if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y); });
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.fillStyle = k.hist;
+    const every = Math.max(1, Math.floor(t.pts.length / 300));
+    for (let i = 0; i < t.pts.length; i += every) { const [x, y] = toXY(t.pts[i][0], t.pts[i][1]); ctx.fillRect(x - 2, y - 2, 4, 4); }
+    const [sx, sy] = toXY(t.pts[0][0], t.pts[0][1]);
+    const [ex, ey] = toXY(t.pts[t.pts.length - 1][0], t.pts[t.pts.length - 1][1]);
+    ctx.strokeStyle = k.map;
+    ctx.lineWidth = 2;
+    ctx.beginPath(); ctx.arc(sx, sy, 8, 0, Math.PI * 2); ctx.fill(); ctx.stroke();
+    ctx.fillRect(ex - 8, ey - 8, 16, 16); ctx.strokeRect(ex - 8, ey - 8, 16, 16);
+    ctx.font = "bold 14px system-ui, sans-serif";
+    ctx.textAlign = "left";
+    ctx.fillText("START " + (t.t0 ? fmtTime(t.t0).slice(11) : ""), sx + 12, sy + 5);
+    // Below-left of its marker: a live drone at the same spot labels itself to the right.
+    ctx.textAlign = "right";
+    ctx.fillText("END " + (t.t1 ? fmtTime(t.t1).slice(11) : ""), ex - 4, ey + 26);
+    ctx.restore();
+    canvas.dataset.histPoints = String(t.pts.length);
+    canvas.dataset.histId = t.id;
+  }
+  // The view that shows the whole track (centre and metres per pixel).
+  function histView(w, h) {
+    const t = hist.track;
+    let a = Infinity, b = -Infinity, c = Infinity, d = -Infinity;
+    for (const p of t.pts) { a = Math.min(a, p[0]); b = Math.max(b, p[0]); c = Math.min(c, p[1]); d = Math.max(d, p[1]); }
+    const lat = (a + b) / 2, lon = (c + d) / 2;
+    const hy = ((b - a) / 2) * 110574, hx = ((d - c) / 2) * 111320 * Math.cos(rad(lat));
+    const mpp = Math.max(40 / Math.max(50, Math.min(w, h) / 2 - 40), hx / Math.max(50, w / 2 - 70), hy / Math.max(50, h / 2 - 50)) * 1.1;
+    return { lat, lon, mpp };
   }
 
   // ---- frame loop -------------------------------------------------------------------
@@ -935,6 +1214,7 @@
     }
     dirty.list = dirty.rf = dirty.kit = true;
     lastList = 0;
+    if (name === "history" && !hist.loaded) histPreset(hist.hours || 24);
     schedule();
   }
   tabs.forEach((t, i) => {
@@ -952,6 +1232,7 @@
     if (e.key === "1") showTab("contacts");
     else if (e.key === "2") showTab("rf");
     else if (e.key === "3") showTab("kit");
+    else if (e.key === "4") showTab("history");
     else if (e.key === "m") setMute(!muted);
     else if (e.key === "t") $("theme").click();
     else if (e.key === "Escape") ackAlert();
