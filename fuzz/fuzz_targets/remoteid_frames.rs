@@ -1,7 +1,8 @@
 //! Open Drone ID frames (ndefender-remoteid): the first byte picks a link type (radiotap
-//! 802.11, raw 802.11, BLE LL, BLE LL + PHDR, nRF Sniffer) or a whole capture file, the rest is
-//! the record. Runs `decode::observe` (link layer → messages → observation), the tracker, and
-//! the `decode` command's per-message view; for a capture, the pcap/pcapng reader.
+//! 802.11, raw 802.11, BLE LL, BLE LL + PHDR, nRF Sniffer, BlueZ service data) or a whole
+//! capture file (6), the rest is the record. Runs `decode::observe` (link layer → messages →
+//! observation), the tracker, and the `decode` command's per-message view; for a capture, the
+//! pcap/pcapng reader.
 //!
 //! Oracles: no panic; an accepted observation has at least one message and at most a full pack
 //! (9); positions are within ±90/±180 and never (0, 0); every envelope the tracker emits is a
@@ -14,12 +15,13 @@ use ndefender_remoteid::decode::{message_objects, observe, Counters};
 use ndefender_remoteid::link;
 use ndefender_remoteid::tracker::Tracker;
 
-const LINKS: [u32; 5] = [
+const LINKS: [u32; 6] = [
     link::LINKTYPE_IEEE802_11_RADIOTAP,
     link::LINKTYPE_IEEE802_11,
     link::LINKTYPE_BLUETOOTH_LE_LL,
     link::LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR,
     link::LINKTYPE_NORDIC_BLE,
+    link::LINKTYPE_BLUEZ_SERVICE_DATA,
 ];
 
 fn check(lt: u32, rec: &[u8], ts: u64, c: &mut Counters, t: &mut Tracker) {
@@ -47,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut c = Counters::default();
     let mut t = Tracker::new(ndefender_contract::enums::RemoteIdMode::Live);
-    match LINKS.get(usize::from(sel % 6)) {
+    match LINKS.get(usize::from(sel % 7)) {
         Some(&lt) => check(lt, rest, 1_700_000_000_000, &mut c, &mut t),
         None => {
             let Ok(mut cap) = CaptureReader::new(std::io::Cursor::new(rest)) else {

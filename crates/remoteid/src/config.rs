@@ -60,6 +60,8 @@ pub enum SourceKind {
     Wifi,
     /// Simulated transmitters (encoded frames through the same decoder).
     Sim,
+    /// Bluetooth LE scan through BlueZ on the D-Bus system bus (adapter `ble_adapter`).
+    Ble,
     /// No live source (replay only).
     None,
 }
@@ -75,6 +77,8 @@ pub struct MonitorConfig {
     pub sim_drones: u32,
     /// Simulator: frames per second per aircraft.
     pub sim_rate_hz: f64,
+    /// BlueZ adapter scanned when `source = "ble"`.
+    pub ble_adapter: String,
 }
 
 impl Default for MonitorConfig {
@@ -85,6 +89,7 @@ impl Default for MonitorConfig {
             interface: "mon0".into(),
             sim_drones: 3,
             sim_rate_hz: 2.0,
+            ble_adapter: "hci0".into(),
         }
     }
 }
@@ -156,6 +161,11 @@ impl Validate for EngineConfig {
         }
         if self.monitor.interface.is_empty() || self.monitor.interface.len() > 15 {
             return bad("monitor.interface", "an interface name (1–15 characters)");
+        }
+        // It becomes a D-Bus object path element (/org/bluez/<adapter>).
+        let a = &self.monitor.ble_adapter;
+        if a.is_empty() || a.len() > 32 || !a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return bad("monitor.ble_adapter", "a BlueZ adapter name such as hci0");
         }
         Ok(())
     }

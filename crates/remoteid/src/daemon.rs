@@ -1,11 +1,11 @@
-//! The `ndefender-remoteid` daemon: live source (Wi-Fi monitor or simulator) and file replay
-//! → decoder → tracker → JSONL feed + hub (`/api/v1/ws`), and the REST routes the aggregator
-//! relays to. One lock (`Engine::st`) orders state changes, JSONL lines and hub publishing.
+//! The `ndefender-remoteid` daemon: live source (Wi-Fi monitor, BlueZ LE scan or simulator) and
+//! file replay → decoder → tracker → JSONL feed + hub (`/api/v1/ws`), and the REST routes the
+//! aggregator relays to. One lock (`Engine::st`) orders state changes, JSONL lines and hub publishing.
 
 use crate::config::{EngineConfig, SourceKind};
 use crate::decode::{observe, Counters};
 use crate::jsonl::JsonlWriter;
-use crate::source::{pcap_live::PcapLive, sim::Sim, FrameSource, RawFrame};
+use crate::source::{ble::BleScan, pcap_live::PcapLive, sim::Sim, FrameSource, RawFrame};
 use crate::tracker::{replay_state, Tracker};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -133,6 +133,7 @@ impl Engine {
                 self.cfg.monitor.sim_drones,
                 self.cfg.monitor.sim_rate_hz,
             )),
+            SourceKind::Ble => Box::new(BleScan::open(&self.cfg.monitor.ble_adapter)?),
             SourceKind::None => return Err("no live source configured".into()),
         };
         let stop = Arc::new(AtomicBool::new(false));

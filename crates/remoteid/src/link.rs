@@ -12,6 +12,14 @@ pub const LINKTYPE_IEEE802_11_RADIOTAP: u32 = 127;
 pub const LINKTYPE_BLUETOOTH_LE_LL: u32 = 251;
 pub const LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR: u32 = 256;
 pub const LINKTYPE_NORDIC_BLE: u32 = 272;
+/// Service data as BlueZ reports it on D-Bus (no link layer to record), in a private link type
+/// (LINKTYPE_USER0, reserved by tcpdump.org for local use): address (6 bytes, display order),
+/// an RSSI-present byte (0/1), the RSSI (i8), then the service data bytes of UUID 0xFFFA
+/// (application code, counter, message or pack). See `source::ble`.
+pub const LINKTYPE_BLUEZ_SERVICE_DATA: u32 = 147;
+/// The most service data a legacy (31-byte) advertisement carries for UUID 0xFFFA: 31 − length,
+/// AD type and UUID = 27 (application code, counter, one 25-byte message).
+pub const BLE_LEGACY_MAX_SERVICE_DATA: usize = 27;
 
 /// The ASTM Wi-Fi Beacon vendor element: OUI FA:0B:BC, OUI type 0x0D.
 pub const ASTM_OUI: [u8; 3] = [0xFA, 0x0B, 0xBC];
@@ -81,6 +89,7 @@ pub fn parse_frame(linktype: u32, data: &[u8]) -> R<OdidFrame<'_>> {
         LINKTYPE_BLUETOOTH_LE_LL => parse_ble_ll(data, false, None, true),
         LINKTYPE_BLUETOOTH_LE_LL_WITH_PHDR => parse_ble_phdr(data),
         LINKTYPE_NORDIC_BLE => parse_nordic(data),
+        LINKTYPE_BLUEZ_SERVICE_DATA => parse_bluez(data),
         _ => Err(FrameError::UnsupportedLink),
     }
 }
@@ -324,6 +333,41 @@ fn parse_ble_ll(b: &[u8], coded: bool, rssi_dbm: Option<i8>, check_crc: bool) ->
         }
         _ => Err(FrameError::NotOdid),
     }
+}
+
+/// A BlueZ service-data record (`LINKTYPE_BLUEZ_SERVICE_DATA`). BlueZ does not say whether the
+/// advertisement was legacy or extended, so the size decides: what fits a legacy advertisement
+/// (at most 27 bytes of service data, i.e. one message) is `ble_legacy`; more can only have come
+/// in an extended (Bluetooth 5) advertisement and is `ble_long_range`.
+fn parse_bluez(b: &[u8]) -> R<OdidFrame<'_>> {
+    let h = slice(b, 0, 8)?;
+    let mac = [h[0], h[1], h[2], h[3], h[4], h[5]];
+    let rssi_dbm = (h[6] != 0).then_some(h[7] as i8);
+    let sd = &b[8..];
+    if get(sd, 0)? != ODID_APP_CODE {
+        return Err(FrameError::NotOdid);
+    }
+    let counter = get(sd, 1)?;
+    Ok(OdidFrame {
+        transport: if sd.len() > BLE_LEGACY_MAX_SERVICE_DATA {
+            RemoteIdTransport::BleLongRange
+        } else {
+            RemoteIdTransport::BleLegacy
+        },
+        mac: Some(mac),
+        rssi_dbm,
+        counter,
+        payload: &sd[2..],
+    })
+}
+
+/// Builds a `LINKTYPE_BLUEZ_SERVICE_DATA` record.
+pub fn bluez_record(mac: [u8; 6], rssi_dbm: Option<i8>, service_data: &[u8]) -> Vec<u8> {
+    let mut v = mac.to_vec();
+    v.push(u8::from(rssi_dbm.is_some()));
+    v.push(rssi_dbm.unwrap_or(0) as u8);
+    v.extend_from_slice(service_data);
+    v
 }
 
 /// A BLE device address is sent least significant byte first; `mac` is in display order.

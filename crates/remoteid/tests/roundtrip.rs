@@ -381,3 +381,43 @@ fn every_prefix_of_every_frame_is_refused_or_decoded_never_read_past() {
         assert_eq!(c.frames as usize, f.len());
     }
 }
+
+/// BlueZ service-data records (the D-Bus BLE source): one message fits a legacy advertisement,
+/// a pack can only have come in an extended one; other application codes and short records
+/// yield nothing.
+#[test]
+fn bluez_service_data_records() {
+    let basic = encode::basic_id(1, 2, b"BLUEZ0001");
+    let mut one = vec![link::ODID_APP_CODE, 5];
+    one.extend_from_slice(&basic);
+    assert_eq!(one.len(), link::BLE_LEGACY_MAX_SERVICE_DATA);
+    let rec = link::bluez_record(MAC, Some(-70), &one);
+    let f = parse_frame(link::LINKTYPE_BLUEZ_SERVICE_DATA, &rec).unwrap();
+    assert_eq!(
+        (f.transport, f.mac, f.rssi_dbm, f.counter),
+        (RemoteIdTransport::BleLegacy, Some(MAC), Some(-70), 5)
+    );
+    let mut c = Counters::default();
+    let o = observe(link::LINKTYPE_BLUEZ_SERVICE_DATA, &rec, 1, &mut c).unwrap();
+    assert_eq!(o.messages, 1);
+
+    let mut pack = vec![link::ODID_APP_CODE, 6];
+    pack.extend(encode::pack(&full_set()));
+    let rec = link::bluez_record(MAC, None, &pack);
+    let o = observe(link::LINKTYPE_BLUEZ_SERVICE_DATA, &rec, 1, &mut c).unwrap();
+    check(&o, RemoteIdTransport::BleLongRange, true);
+    assert_eq!(o.rssi_dbm, None);
+
+    let other = link::bluez_record(MAC, Some(-70), &[0x0E, 1, 2, 3]);
+    assert_eq!(
+        parse_frame(link::LINKTYPE_BLUEZ_SERVICE_DATA, &other),
+        Err(FrameError::NotOdid)
+    );
+    for n in 0..9 {
+        assert_eq!(
+            parse_frame(link::LINKTYPE_BLUEZ_SERVICE_DATA, &rec[..n]),
+            Err(FrameError::Truncated),
+            "{n}"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Live frame sources behind one trait: the Wi-Fi monitor interface (libpcap) and the
-//! simulator (encoded frames for a few moving aircraft). A Bluetooth LE scan (BlueZ over D-Bus)
-//! would be a third implementation of the same trait.
+//! simulator (encoded frames for a few moving aircraft), and a Bluetooth LE scan through BlueZ
+//! on D-Bus.
 
+pub mod ble;
 pub mod pcap_live;
 pub mod sim;
 
