@@ -172,3 +172,58 @@ fn sigterm_at_any_moment_stops_every_daemon_it_started() -> R {
     }
     Ok(())
 }
+
+/// `ndefender-demo --remoteid capture` (issue 16's "done when"): the drone of the real Wi-Fi
+/// beacon capture, decoded by the engine the demo starts, reaches the aggregator's
+/// `/api/v1/ws` with the capture's serial, operator id and position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_a_drone_decoded_from_a_real_capture() -> R {
+    let ports = [free_port()?, free_port()?, free_port()?];
+    let rid_port = free_port()?;
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/remoteid-samples/odid_wifi_bcn_sample.pcap")
+        .canonicalize()?;
+    let dir = tempfile::tempdir()?;
+    let child = Command::new(bin("ndefender-demo")?)
+        .args(["--aggregator-port", &ports[0].to_string()])
+        .args(["--controller-port", &ports[1].to_string()])
+        .args(["--antsdr-port", &ports[2].to_string()])
+        .args(["--remoteid", "capture", "--remoteid-port", &rid_port.to_string()])
+        .arg("--remoteid-capture")
+        .arg(&capture)
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    // Dropping `d` stops the demo and anything it left, whatever happens below.
+    let d = Demo { child, ports, dir };
+    let url = format!("ws://127.0.0.1:{}/api/v1/ws", d.ports[0]);
+    // The aggregator comes up last; retry the connection until it does.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut ws = loop {
+        match ndefender_tests::Ws::connect(&url).await {
+            Ok(ws) => break ws,
+            Err(e) if Instant::now() > deadline => return Err(format!("{url}: {e}").into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    };
+    let v = ws
+        .wait_for(Duration::from_secs(60), |v| {
+            matches!(v["type"].as_str(), Some("CONTACT_NEW" | "CONTACT_UPDATE"))
+                && v["data"]["id"] == "rid:MFG1A0123456789"
+                && v["data"]["lat"].is_number()
+        })
+        .await?;
+    let data = &v["data"];
+    assert_eq!(data["operator_id"], "GBR-OP-123ABCD", "{v}");
+    assert_eq!(data["transport"], "wifi_beacon", "{v}");
+    let lat = data["lat"].as_f64().ok_or("lat")?;
+    assert!((lat - 45.5468).abs() < 0.01, "{lat}");
+    // The engine the demo started answers on its own port too.
+    let (s, _) = ndefender_tests::get_json(&format!("http://127.0.0.1:{rid_port}/api/v1/health")).await?;
+    assert_eq!(s, 200);
+    drop(d);
+    Ok(())
+}
