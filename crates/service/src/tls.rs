@@ -180,7 +180,10 @@ impl HttpClient {
         if let Some(h) = req.headers_mut() {
             h.extend(headers);
             if body.is_some() {
-                h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+                h.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
             }
         }
         let bytes = body.map(|b| bytes::Bytes::from(b.to_string())).unwrap_or_default();
