@@ -173,15 +173,8 @@ fn on_event(core: &Core, env: &Value, gens: &mut HashMap<Section, u64>) {
 pub async fn poll_antsdr(cfg: Arc<AggregatorConfig>, core: Core, up: Upstream, shutdown: Shutdown) {
     let every = Duration::from_secs_f64(cfg.antsdr.poll_interval_s);
     let timeout = Duration::from_secs_f64(cfg.proxy.get_timeout_s);
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = &mut stop => return,
-        }
+    let mut ticks = crate::Ticks::new(every, &shutdown);
+    while ticks.next().await {
         let r = up.get::<AntsdrDeviceState>("/device", timeout).await;
         core.mutate(|st| {
             let now = st.clock.now_ms();

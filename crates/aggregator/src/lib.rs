@@ -192,16 +192,9 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
 
 /// The 1 s tick: facts are read off the executor, then applied under the lock.
 async fn run_ticker(core: Core, cfg: Arc<AggregatorConfig>, shutdown: Shutdown) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = Ticks::new(Duration::from_secs(1), &shutdown);
     let mut n: u64 = 0;
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = &mut stop => return,
-        }
+    while ticks.next().await {
         let probe_video = n.is_multiple_of(5);
         n += 1;
         let c = cfg.clone();
@@ -218,5 +211,30 @@ async fn run_ticker(core: Core, cfg: Arc<AggregatorConfig>, shutdown: Shutdown) 
             }
         };
         core.mutate(|st| watchdog::tick(st, &facts));
+    }
+}
+
+/// A fixed period until shutdown; a late tick delays the next ones instead of bunching them.
+pub(crate) struct Ticks {
+    tick: tokio::time::Interval,
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl Ticks {
+    pub(crate) fn new(period: Duration, shutdown: &Shutdown) -> Self {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            tick,
+            stop: Box::pin(shutdown.wait()),
+        }
+    }
+
+    /// Waits for the next tick; false once shutdown has fired.
+    pub(crate) async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.tick.tick() => true,
+            _ = &mut self.stop => false,
+        }
     }
 }
