@@ -407,13 +407,8 @@ async fn https_controller(
     c.server.bind = "127.0.0.1:0".into();
     c.server.tls_cert = cert.display().to_string();
     c.server.tls_key = key.display().to_string();
-    c.system.logs_dir = dir.display().to_string();
-    c.services.watch = Vec::new();
-    c.network.enabled = false;
-    c.bluetooth.enabled = false;
-    c.gps.enabled = false;
-    c.audio.enabled = false;
     c.power.backend = PowerBackend::None;
+    c.gps.gpsd = "127.0.0.1:1".into();
     c.audit.path = dir.join("controller-audit.jsonl");
     let tone = ndefender_system_controller::probes::audio::FakeTone::default();
     tone.present.store(true, std::sync::atomic::Ordering::Release);
@@ -426,6 +421,17 @@ async fn https_controller(
     }));
     let addr = tokio::time::timeout(Duration::from_secs(10), rx).await??;
     Ok((addr.port(), sd))
+}
+
+/// The aggregator process following the controller at `base_url`, pinning `ca_file`.
+async fn pinned_aggregator(dir: &std::path::Path, base_url: &str, ca_file: &std::path::Path) -> R<Daemon> {
+    std::fs::create_dir_all(dir)?;
+    let ca = ca_file.display().to_string();
+    let env = [
+        ("NDEFENDER_SYSTEM_CONTROLLER__BASE_URL", base_url),
+        ("NDEFENDER_SYSTEM_CONTROLLER__CA_FILE", ca.as_str()),
+    ];
+    Daemon::start(dir, &env).await
 }
 
 /// Polls the aggregator's snapshot until `pred` holds.
@@ -464,20 +470,10 @@ async fn relays_reach_an_https_upstream_with_a_pinned_certificate() -> R {
     let (other, _, _) = ndefender_service::tls::write_self_signed(&dir.path().join("other"), &[])?;
     let (port, ctl) = https_controller(dir.path(), &cert, &key).await?;
     let base_url = format!("https://127.0.0.1:{port}");
-    let cert_s = cert.display().to_string();
 
     // Pinned to the controller's certificate: the follower (WSS and GET /status), a proxy
     // GET and a relayed command all go through TLS.
-    let good_dir = dir.path().join("good");
-    std::fs::create_dir_all(&good_dir)?;
-    let good = Daemon::start(
-        &good_dir,
-        &[
-            ("NDEFENDER_SYSTEM_CONTROLLER__BASE_URL", &base_url),
-            ("NDEFENDER_SYSTEM_CONTROLLER__CA_FILE", &cert_s),
-        ],
-    )
-    .await?;
+    let good = pinned_aggregator(&dir.path().join("good"), &base_url, &cert).await?;
     let b = good.base();
     let s = wait_status(&b, "controller sections over TLS", |s| {
         s["system"]["status"] == "ok" && s["system"]["ram"]["total_mb"].as_i64().is_some()
@@ -505,17 +501,7 @@ async fn relays_reach_an_https_upstream_with_a_pinned_certificate() -> R {
 
     // Pinned to another certificate: the handshake fails, so the relay answers the usual
     // unreachable-upstream 502 (not a timeout), and the snapshot marks the controller down.
-    let bad_dir = dir.path().join("bad");
-    std::fs::create_dir_all(&bad_dir)?;
-    let other_s = other.display().to_string();
-    let bad = Daemon::start(
-        &bad_dir,
-        &[
-            ("NDEFENDER_SYSTEM_CONTROLLER__BASE_URL", &base_url),
-            ("NDEFENDER_SYSTEM_CONTROLLER__CA_FILE", &other_s),
-        ],
-    )
-    .await?;
+    let bad = pinned_aggregator(&dir.path().join("bad"), &base_url, &other).await?;
     let b = bad.base();
     assert_eq!(
         post(&format!("{b}/api/v1/audio/beep"), None, r#"{"payload":{}}"#).await?,
