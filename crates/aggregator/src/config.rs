@@ -116,7 +116,8 @@ pub struct RemoteIdConfig {
     pub jsonl_path: PathBuf,
     pub base_url: String,
     pub api_key: String,
-    /// PEM certificate to pin for an `https://` base_url (empty: system TLS is not used).
+    /// PEM certificate an `https://` base_url must present (required for https; the
+    /// platform's roots are never used).
     pub ca_file: String,
     pub contact_ttl_s: f64,
     pub stale_s: f64,
@@ -151,7 +152,8 @@ pub struct AntsdrConfig {
     pub jsonl_path: PathBuf,
     pub base_url: String,
     pub api_key: String,
-    /// PEM certificate to pin for an `https://` base_url (empty: system TLS is not used).
+    /// PEM certificate an `https://` base_url must present (required for https; the
+    /// platform's roots are never used).
     pub ca_file: String,
     pub contact_ttl_s: f64,
     pub stale_s: f64,
@@ -213,7 +215,8 @@ pub struct SystemControllerConfig {
     pub enabled: bool,
     pub base_url: String,
     pub api_key: String,
-    /// PEM certificate to pin for an `https://` base_url (empty: system TLS is not used).
+    /// PEM certificate an `https://` base_url must present (required for https; the
+    /// platform's roots are never used).
     pub ca_file: String,
     pub silence_timeout_s: f64,
 }
@@ -422,6 +425,27 @@ impl Validate for AggregatorConfig {
         }
         if self.contacts.max_per_kind == 0 {
             return err("contacts.max_per_kind", "must be at least 1");
+        }
+        // An https:// upstream is trusted only through its pinned certificate, never the
+        // platform's roots: the kit's daemons carry self-signed certificates.
+        for (section, base_url, ca_file) in [
+            ("remoteid", &self.remoteid.base_url, &self.remoteid.ca_file),
+            ("antsdr", &self.antsdr.base_url, &self.antsdr.ca_file),
+            (
+                "system_controller",
+                &self.system_controller.base_url,
+                &self.system_controller.ca_file,
+            ),
+        ] {
+            if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                return err(&format!("{section}.base_url"), "must start with http:// or https://");
+            }
+            if base_url.starts_with("https://") && ca_file.is_empty() {
+                return err(
+                    &format!("{section}.ca_file"),
+                    "an https:// base_url needs the upstream's certificate (PEM) to pin, e.g. the cert.pem `ndefender-token --self-signed DIR` wrote for it",
+                );
+            }
         }
         self.history.validate()?;
         if let Err(m) = self.dashboard.tiles() {

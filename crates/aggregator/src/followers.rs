@@ -6,6 +6,7 @@ use crate::config::AggregatorConfig;
 use crate::core::controller::{self, Section};
 use crate::core::Core;
 use crate::upstream::Upstream;
+use axum::http::{HeaderMap, Method};
 use futures_util::StreamExt;
 use ndefender_contract::devices::AntsdrDeviceState;
 use ndefender_contract::events::SystemCommandAck;
@@ -21,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const BEEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reconnect delays: 1 s doubling to 10 s, ±20 % jitter so followers of a restarted daemon
 /// do not reconnect in step.
 fn reconnect_backoff() -> Backoff {
@@ -74,14 +76,10 @@ async fn session(core: &Core, up: &Upstream, silence: Duration) -> bool {
             req.headers_mut().insert("X-API-Key", v);
         }
     }
-    if up.tls.is_none() && up.base_url.starts_with("https://") {
-        // Without a pinned certificate there is no trust anchor (the platform's roots are
-        // never used), so refuse rather than let rustls look for a default provider.
-        tracing::error!(url = %up.base_url, "https base_url needs system_controller.ca_file");
-        return false;
-    }
-    let connector = up.tls.clone().map(tokio_tungstenite::Connector::Rustls);
-    let connect = tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector);
+    // The same pinned rustls settings as the REST calls (an `https://` base URL without a
+    // pinned certificate is refused by the config check; this client then trusts nothing).
+    let connector = tokio_tungstenite::Connector::Rustls(up.http.tls.clone());
+    let connect = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector));
     let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok((ws, _))) => ws,
         _ => return false,
@@ -91,16 +89,14 @@ async fn session(core: &Core, up: &Upstream, silence: Duration) -> bool {
     let at_get = gens.clone();
     let status_up = up.clone();
     let mut status = Box::pin(async move {
-        let url = format!("{}/api/v1/status", status_up.base_url);
-        let mut r = status_up.client.get(url).timeout(STATUS_TIMEOUT);
-        if !status_up.api_key.is_empty() {
-            r = r.header("X-API-Key", &status_up.api_key);
-        }
-        let resp = r.send().await.ok()?;
-        if !resp.status().is_success() {
+        let a = status_up
+            .call(Method::GET, "/status", HeaderMap::new(), None, STATUS_TIMEOUT)
+            .await
+            .ok()?;
+        if !a.status.is_success() {
             return None;
         }
-        resp.json::<Value>().await.ok()
+        serde_json::from_slice::<Value>(&a.body).ok()
     });
     let mut status_done = false;
     let mut exchanged = false;
@@ -177,15 +173,8 @@ fn on_event(core: &Core, env: &Value, gens: &mut HashMap<Section, u64>) {
 pub async fn poll_antsdr(cfg: Arc<AggregatorConfig>, core: Core, up: Upstream, shutdown: Shutdown) {
     let every = Duration::from_secs_f64(cfg.antsdr.poll_interval_s);
     let timeout = Duration::from_secs_f64(cfg.proxy.get_timeout_s);
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = &mut stop => return,
-        }
+    let mut ticks = crate::Ticks::new(every, &shutdown);
+    while ticks.next().await {
         let r = up.get::<AntsdrDeviceState>("/device", timeout).await;
         core.mutate(|st| {
             let now = st.clock.now_ms();
@@ -239,18 +228,13 @@ pub async fn beeper(cfg: Arc<AggregatorConfig>, core: Core, up: Upstream, shutdo
             continue;
         }
         last = Some(Instant::now());
-        let url = format!("{}/api/v1/audio/beep", up.base_url);
-        let mut r = up
-            .client
-            .post(url)
-            .timeout(Duration::from_secs(5))
-            .json(&serde_json::json!({"payload":{},"confirm":false}));
-        if !up.api_key.is_empty() {
-            r = r.header("X-API-Key", &up.api_key);
-        }
-        match r.send().await {
-            Ok(resp) if resp.status().is_success() => tracing::info!("high-severity contact: alert beep sent"),
-            Ok(resp) => tracing::warn!(status = %resp.status(), "alert beep refused by the system controller"),
+        let body = serde_json::json!({"payload":{},"confirm":false});
+        let sent = up
+            .call(Method::POST, "/audio/beep", HeaderMap::new(), Some(&body), BEEP_TIMEOUT)
+            .await;
+        match sent {
+            Ok(a) if a.status.is_success() => tracing::info!("high-severity contact: alert beep sent"),
+            Ok(a) => tracing::warn!(status = %a.status, "alert beep refused by the system controller"),
             Err(e) => tracing::warn!(error = %e, "alert beep failed"),
         }
     }

@@ -73,23 +73,13 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     tokio::spawn(core.clone().run_system_updates(shutdown.wait()));
     tokio::spawn(run_ticker(core.clone(), cfg.clone(), shutdown.clone()));
 
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .map_err(std::io::Error::other)?;
     let esp32 = cfg
         .esp32
         .enabled
         .then(|| esp32::link::spawn(cfg.esp32.clone(), core.clone(), shutdown.clone()));
-    let controller_up = Upstream::new(
-        "system_controller",
-        &cfg.system_controller.base_url,
-        &cfg.system_controller.api_key,
-        client.clone(),
-    )
-    .pinned(&cfg.system_controller.ca_file)?;
-    let antsdr_up = Upstream::new("antsdr", &cfg.antsdr.base_url, &cfg.antsdr.api_key, client.clone())
-        .pinned(&cfg.antsdr.ca_file)?;
+    let sc = &cfg.system_controller;
+    let controller_up = Upstream::new("system_controller", &sc.base_url, &sc.api_key, &sc.ca_file)?;
+    let antsdr_up = Upstream::new("antsdr", &cfg.antsdr.base_url, &cfg.antsdr.api_key, &cfg.antsdr.ca_file)?;
     if cfg.system_controller.enabled {
         tokio::spawn(followers::follow_controller(
             cfg.clone(),
@@ -128,9 +118,8 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
             "remoteid",
             &cfg.remoteid.base_url,
             &cfg.remoteid.api_key,
-            client.clone(),
-        )
-        .pinned(&cfg.remoteid.ca_file)?,
+            &cfg.remoteid.ca_file,
+        )?,
         controller: controller_up,
         antsdr: antsdr_up,
         get_timeout: Duration::from_secs_f64(cfg.proxy.get_timeout_s),
@@ -203,16 +192,9 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
 
 /// The 1 s tick: facts are read off the executor, then applied under the lock.
 async fn run_ticker(core: Core, cfg: Arc<AggregatorConfig>, shutdown: Shutdown) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = Ticks::new(Duration::from_secs(1), &shutdown);
     let mut n: u64 = 0;
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = &mut stop => return,
-        }
+    while ticks.next().await {
         let probe_video = n.is_multiple_of(5);
         n += 1;
         let c = cfg.clone();
@@ -229,5 +211,30 @@ async fn run_ticker(core: Core, cfg: Arc<AggregatorConfig>, shutdown: Shutdown) 
             }
         };
         core.mutate(|st| watchdog::tick(st, &facts));
+    }
+}
+
+/// A fixed period until shutdown; a late tick delays the next ones instead of bunching them.
+pub(crate) struct Ticks {
+    tick: tokio::time::Interval,
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl Ticks {
+    pub(crate) fn new(period: Duration, shutdown: &Shutdown) -> Self {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            tick,
+            stop: Box::pin(shutdown.wait()),
+        }
+    }
+
+    /// Waits for the next tick; false once shutdown has fired.
+    pub(crate) async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.tick.tick() => true,
+            _ = &mut self.stop => false,
+        }
     }
 }

@@ -3,9 +3,10 @@
 //! CommandResult or an error body.
 
 use crate::upstream::Upstream;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use ndefender_contract::command::{CommandRequest, CommandResult};
 use ndefender_service::http::ApiError;
+use ndefender_service::tls::{HttpAnswer, HttpError};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -38,7 +39,26 @@ pub async fn relay(
     now_ms: u64,
     on_behalf: Option<&OnBehalf>,
 ) -> Relayed {
-    let r = relay_inner(up, route_name, upstream_path, req, timeout, now_ms, on_behalf).await;
+    let mut headers = HeaderMap::new();
+    if let Some(o) = on_behalf {
+        if let (Ok(client), Ok(name)) = (
+            HeaderValue::from_str(&o.client.to_string()),
+            HeaderValue::from_str(&o.name),
+        ) {
+            headers.insert("x-forwarded-for", client);
+            headers.insert(ndefender_service::http::ON_BEHALF_OF_HEADER, name);
+        }
+    }
+    let r = match up
+        .call(Method::POST, upstream_path, headers, Some(&req.to_body()), timeout)
+        .await
+    {
+        Ok(a) => answer(up, route_name, a, now_ms),
+        Err(HttpError::Timeout) => Relayed::Failed(code(StatusCode::GATEWAY_TIMEOUT, up.name, "timeout")),
+        Err(HttpError::Unavailable(_)) => Relayed::Failed(code(StatusCode::BAD_GATEWAY, up.name, "unavailable")),
+        // A cut-off or oversized body: the upstream answered, but not usably.
+        Err(HttpError::Body(_)) => Relayed::Failed(code(StatusCode::BAD_GATEWAY, up.name, "error")),
+    };
     up.count(match &r {
         Relayed::Ok(_) => "ok",
         Relayed::Refused(_) => "refused",
@@ -50,41 +70,15 @@ pub async fn relay(
     r
 }
 
-async fn relay_inner(
-    up: &Upstream,
-    route_name: &str,
-    upstream_path: &str,
-    req: &CommandRequest,
-    timeout: Duration,
-    now_ms: u64,
-    on_behalf: Option<&OnBehalf>,
-) -> Relayed {
-    let url = format!("{}/api/v1/{}", up.base_url, upstream_path.trim_start_matches('/'));
-    let mut r = up.client.post(&url).timeout(timeout).json(&req.to_body());
-    if !up.api_key.is_empty() {
-        r = r.header("X-API-Key", &up.api_key);
-    }
-    if let Some(o) = on_behalf {
-        r = r
-            .header("X-Forwarded-For", o.client.to_string())
-            .header(ndefender_service::http::ON_BEHALF_OF_HEADER, &o.name);
-    }
-    let resp = match r.send().await {
-        Ok(r) => r,
-        Err(e) if e.is_timeout() => return Relayed::Failed(code(StatusCode::GATEWAY_TIMEOUT, up.name, "timeout")),
-        Err(_) => return Relayed::Failed(code(StatusCode::BAD_GATEWAY, up.name, "unavailable")),
-    };
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
+/// Maps the upstream's complete answer.
+fn answer(up: &Upstream, route_name: &str, a: HttpAnswer, now_ms: u64) -> Relayed {
+    let status = a.status;
+    let retry_after = a
+        .headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let body: Option<Value> = match tokio::time::timeout(timeout, resp.bytes()).await {
-        Ok(Ok(b)) => serde_json::from_slice(&b).ok(),
-        Ok(Err(_)) => None,
-        Err(_) => return Relayed::Failed(code(StatusCode::GATEWAY_TIMEOUT, up.name, "timeout")),
-    };
+    let body: Option<Value> = serde_json::from_slice(&a.body).ok();
     if status.is_success() {
         let Some(Value::Object(b)) = body else {
             return Relayed::Failed(code(StatusCode::BAD_GATEWAY, up.name, "error"));

@@ -2,7 +2,9 @@
 //! type (unknown keys dropped, nulls removed). Failures become the fallback body
 //! plus `X-NDefender-Upstream-Error` (aggregator §11).
 
+use axum::http::{HeaderMap, HeaderValue, Method};
 use ndefender_service::metrics::CounterFamily;
+use ndefender_service::tls::{HttpAnswer, HttpClient, HttpError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -27,42 +29,35 @@ impl UpstreamError {
     }
 }
 
-/// One upstream: its base URL and key.
+/// How long a connection (TCP and TLS handshake) to an upstream may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One upstream: its base URL, key, and the client that reaches it (`http://`, or
+/// `https://` with the certificate pinned by its `ca_file`).
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub name: &'static str,
     pub base_url: String,
     pub api_key: String,
-    pub client: reqwest::Client,
-    /// TLS client config trusting only the upstream's pinned certificate (`ca_file`).
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Relays, GETs and the follower's `/status`; its `tls` is the follower's `wss://` too.
+    pub http: HttpClient,
     /// `aggregator_upstream_requests_total{upstream,outcome}`, shared by the clones.
     pub requests: Arc<CounterFamily>,
 }
 
 impl Upstream {
-    pub fn new(name: &'static str, base_url: &str, api_key: &str, client: reqwest::Client) -> Self {
-        Self {
+    /// `ca_file`: the PEM certificate an `https://` base URL must present (empty: none is
+    /// trusted; the config check refuses an `https://` base URL without one).
+    pub fn new(name: &'static str, base_url: &str, api_key: &str, ca_file: &str) -> std::io::Result<Self> {
+        let http = HttpClient::new(ca_file, CONNECT_TIMEOUT)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{name}.ca_file: {e}")))?;
+        Ok(Self {
             name,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.to_owned(),
-            client,
-            tls: None,
+            http,
             requests: Arc::default(),
-        }
-    }
-
-    /// With `ca_file` set, the controller follower's `wss://` connection trusts only that
-    /// certificate file (a daemon's own self-signed certificate). REST calls to an
-    /// `https://` base URL are not supported yet: reqwest's rustls backend would need a
-    /// process-wide crypto provider (see docs/SECURITY.md).
-    pub fn pinned(mut self, ca_file: &str) -> std::io::Result<Self> {
-        if ca_file.is_empty() {
-            return Ok(self);
-        }
-        let tls = ndefender_service::tls::pinned_client_config(std::path::Path::new(ca_file))?;
-        self.tls = Some(Arc::new(tls));
-        Ok(self)
+        })
     }
 
     /// Counts one request's outcome (`ok`, `unavailable`, `timeout`, `invalid_response`, `refused`, `error`).
@@ -71,13 +66,58 @@ impl Upstream {
             .inc(&format!("upstream=\"{}\",outcome=\"{outcome}\"", self.name));
     }
 
+    /// `method /api/v1/{path}` with the upstream's key and `extra` headers, the JSON `body`
+    /// if any, everything within `timeout`.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        extra: HeaderMap,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<HttpAnswer, HttpError> {
+        let url = format!("{}/api/v1/{}", self.base_url, path.trim_start_matches('/'));
+        let mut headers = extra;
+        if !self.api_key.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&self.api_key) {
+                headers.insert("x-api-key", v);
+            }
+        }
+        let r = self.http.request(method, &url, headers, body, timeout).await;
+        if let Err(e) = &r {
+            tracing::debug!(upstream = self.name, path, error = %e, "upstream request failed");
+        }
+        r
+    }
+
     /// GET `/api/v1{path}` as `T`, re-serialised, with `timestamp_ms` added when absent.
     pub async fn get<T: DeserializeOwned + Serialize>(
         &self,
         path: &str,
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
-        let r = self.get_inner::<T>(path, timeout).await;
+        let r = async {
+            let a = self
+                .call(Method::GET, path, HeaderMap::new(), None, timeout)
+                .await
+                .map_err(classify)?;
+            if !a.status.is_success() {
+                return Err(UpstreamError::InvalidResponse);
+            }
+            let raw: Value = serde_json::from_slice(&a.body).map_err(|_| UpstreamError::InvalidResponse)?;
+            if !raw.is_object() {
+                return Err(UpstreamError::InvalidResponse);
+            }
+            let typed: T = serde_json::from_value(raw).map_err(|_| UpstreamError::InvalidResponse)?;
+            let mut v = serde_json::to_value(typed).map_err(|_| UpstreamError::InvalidResponse)?;
+            if let Value::Object(m) = &mut v {
+                if !m.contains_key("timestamp_ms") {
+                    m.insert("timestamp_ms".into(), Value::from(ndefender_contract::time::now_ms()));
+                }
+            }
+            Ok(v)
+        }
+        .await;
         self.count(match &r {
             Ok(_) => "ok",
             Err(UpstreamError::Unavailable) => "unavailable",
@@ -86,46 +126,12 @@ impl Upstream {
         });
         r
     }
-
-    async fn get_inner<T: DeserializeOwned + Serialize>(
-        &self,
-        path: &str,
-        timeout: Duration,
-    ) -> Result<Value, UpstreamError> {
-        let url = format!("{}/api/v1{}", self.base_url, path);
-        let mut req = self.client.get(&url).timeout(timeout);
-        if !self.api_key.is_empty() {
-            req = req.header("X-API-Key", &self.api_key);
-        }
-        let resp = req.send().await.map_err(classify)?;
-        if !resp.status().is_success() {
-            return Err(UpstreamError::InvalidResponse);
-        }
-        let bytes = tokio::time::timeout(timeout, resp.bytes())
-            .await
-            .map_err(|_| UpstreamError::Timeout)?
-            .map_err(classify)?;
-        let raw: Value = serde_json::from_slice(&bytes).map_err(|_| UpstreamError::InvalidResponse)?;
-        if !raw.is_object() {
-            return Err(UpstreamError::InvalidResponse);
-        }
-        let typed: T = serde_json::from_value(raw).map_err(|_| UpstreamError::InvalidResponse)?;
-        let mut v = serde_json::to_value(typed).map_err(|_| UpstreamError::InvalidResponse)?;
-        if let Value::Object(m) = &mut v {
-            if !m.contains_key("timestamp_ms") {
-                m.insert("timestamp_ms".into(), Value::from(ndefender_contract::time::now_ms()));
-            }
-        }
-        Ok(v)
-    }
 }
 
-fn classify(e: reqwest::Error) -> UpstreamError {
-    if e.is_timeout() {
-        UpstreamError::Timeout
-    } else if e.is_decode() || e.is_body() {
-        UpstreamError::InvalidResponse
-    } else {
-        UpstreamError::Unavailable
+fn classify(e: HttpError) -> UpstreamError {
+    match e {
+        HttpError::Timeout => UpstreamError::Timeout,
+        HttpError::Body(_) => UpstreamError::InvalidResponse,
+        HttpError::Unavailable(_) => UpstreamError::Unavailable,
     }
 }

@@ -394,3 +394,136 @@ async fn tls_with_a_generated_certificate() -> R {
     assert!(matches!(first, Some(Ok(_))), "{first:?}");
     Ok(())
 }
+
+/// The real system controller (its own server code, in this process) serving HTTPS and WSS
+/// with `cert`/`key`, with an in-memory tone output so `audio/beep` is accepted here.
+async fn https_controller(
+    dir: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> R<(u16, ndefender_service::Shutdown)> {
+    use ndefender_system_controller::config::{ControllerConfig, PowerBackend};
+    let mut c = ControllerConfig::default();
+    c.server.bind = "127.0.0.1:0".into();
+    c.server.tls_cert = cert.display().to_string();
+    c.server.tls_key = key.display().to_string();
+    c.power.backend = PowerBackend::None;
+    c.gps.gpsd = "127.0.0.1:1".into();
+    c.audit.path = dir.join("controller-audit.jsonl");
+    let tone = ndefender_system_controller::probes::audio::FakeTone::default();
+    tone.present.store(true, std::sync::atomic::Ordering::Release);
+    let mut b = ndefender_system_controller::Backends::real(&c);
+    b.tone = std::sync::Arc::new(tone);
+    let sd = ndefender_service::Shutdown::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(ndefender_system_controller::run_with(c, sd.clone(), b, move |a| {
+        let _ = tx.send(a);
+    }));
+    let addr = tokio::time::timeout(Duration::from_secs(10), rx).await??;
+    Ok((addr.port(), sd))
+}
+
+/// The aggregator process following the controller at `base_url`, pinning `ca_file`.
+async fn pinned_aggregator(dir: &std::path::Path, base_url: &str, ca_file: &std::path::Path) -> R<Daemon> {
+    std::fs::create_dir_all(dir)?;
+    let ca = ca_file.display().to_string();
+    let env = [
+        ("NDEFENDER_SYSTEM_CONTROLLER__BASE_URL", base_url),
+        ("NDEFENDER_SYSTEM_CONTROLLER__CA_FILE", ca.as_str()),
+    ];
+    Daemon::start(dir, &env).await
+}
+
+/// Polls the aggregator's snapshot until `pred` holds.
+async fn wait_status(base: &str, what: &str, pred: impl Fn(&Value) -> bool) -> R<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, s) = get(&format!("{base}/api/v1/status"), None).await?;
+        if pred(&s) {
+            return Ok(s);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{what} never happened: {s}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The upstream-error header of an aggregator proxy GET (absent: the upstream answered).
+async fn proxy_error(url: &str) -> R<Option<String>> {
+    let r = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 200);
+    Ok(r.headers()
+        .get("x-ndefender-upstream-error")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_reach_an_https_upstream_with_a_pinned_certificate() -> R {
+    let dir = tempfile::tempdir()?;
+    let (cert, key, _) = ndefender_service::tls::write_self_signed(&dir.path().join("tls"), &[])?;
+    let (other, _, _) = ndefender_service::tls::write_self_signed(&dir.path().join("other"), &[])?;
+    let (port, ctl) = https_controller(dir.path(), &cert, &key).await?;
+    let base_url = format!("https://127.0.0.1:{port}");
+
+    // Pinned to the controller's certificate: the follower (WSS and GET /status), a proxy
+    // GET and a relayed command all go through TLS.
+    let good = pinned_aggregator(&dir.path().join("good"), &base_url, &cert).await?;
+    let b = good.base();
+    let s = wait_status(&b, "controller sections over TLS", |s| {
+        s["system"]["status"] == "ok" && s["system"]["ram"]["total_mb"].as_i64().is_some()
+    })
+    .await?;
+    schemas().validate("StatusSnapshot.json", &s)?;
+    assert_eq!(proxy_error(&format!("{b}/api/v1/network/wifi/state")).await?, None);
+    let mut ws = Ws::connect(&good.ws_url()).await?;
+    let (code, res) = post(&format!("{b}/api/v1/audio/beep"), None, r#"{"payload":{}}"#).await?;
+    assert_eq!(code, 200, "{res}");
+    assert_eq!(res["command"], "audio/beep");
+    // The controller's own ack (same command_id) comes back over the WSS follower.
+    let id = res["command_id"].clone();
+    let ack = ws
+        .wait_for(Duration::from_secs(10), |v| {
+            v["type"] == "COMMAND_ACK" && v["data"]["command_id"] == id
+        })
+        .await?;
+    assert_eq!(ack["data"]["ok"], true, "{ack}");
+    let metrics = reqwest::get(format!("{b}/metrics")).await?.text().await?;
+    assert!(
+        metrics.contains(r#"upstream="system_controller",outcome="ok""#),
+        "{metrics}"
+    );
+
+    // Pinned to another certificate: the handshake fails, so the relay answers the usual
+    // unreachable-upstream 502 (not a timeout), and the snapshot marks the controller down.
+    let bad = pinned_aggregator(&dir.path().join("bad"), &base_url, &other).await?;
+    let b = bad.base();
+    assert_eq!(
+        post(&format!("{b}/api/v1/audio/beep"), None, r#"{"payload":{}}"#).await?,
+        (502, json!({"detail":"system_controller_unavailable"}))
+    );
+    assert_eq!(
+        proxy_error(&format!("{b}/api/v1/network/wifi/state")).await?,
+        Some("system_controller_unavailable".to_owned())
+    );
+    wait_status(&b, "controller marked unavailable", |s| {
+        s["system"]["last_error"] == "system_controller_unavailable"
+    })
+    .await?;
+
+    // https:// without a certificate to pin is a configuration error naming the key.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ndefender-aggregator"))
+        .arg("--check-config")
+        .env("NDEFENDER_SYSTEM_CONTROLLER__BASE_URL", &base_url)
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("system_controller.ca_file"), "{err}");
+    ctl.trigger();
+    Ok(())
+}
