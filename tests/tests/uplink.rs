@@ -85,6 +85,17 @@ async fn start_kit(kit_id: &str, rid: &Path, extra: Vec<(String, String)>) -> R<
     Ok(Kit { agg, rf, _dir: dir })
 }
 
+/// A kit with its TAK output to `targets` (a JSON list), the full picture every second.
+async fn tak_kit(kit_id: &str, rid: &Path, targets: String, extra: Vec<(String, String)>) -> R<Kit> {
+    let mut env = vec![
+        kv("NDEFENDER_TAK__ENABLED", "true"),
+        kv("NDEFENDER_TAK__TARGETS", targets),
+        kv("NDEFENDER_TAK__INTERVAL_S", "1.0"),
+    ];
+    env.extend(extra);
+    start_kit(kit_id, rid, env).await
+}
+
 fn mqtt_env(b: &Broker) -> Vec<(String, String)> {
     vec![
         kv("NDEFENDER_MQTT__ENABLED", "true"),
@@ -108,6 +119,21 @@ fn sim(rid: &Path, drones: usize) -> (watch::Sender<bool>, tokio::task::JoinHand
         .await;
     });
     (tx, h)
+}
+
+/// Runs the RemoteID simulator (`drones`) until the kit holds at least `n` contacts;
+/// returns them.
+async fn sim_until(kit: &Kit, rid: &Path, drones: usize, n: usize) -> R<BTreeMap<String, Value>> {
+    let (stop_sim, sim_task) = sim(rid, drones);
+    let r = eventually(Duration::from_secs(20), "contacts on the kit", || async {
+        Ok((rest_contacts(&kit.agg).await?.len() >= n).then_some(()))
+    })
+    .await;
+    let rest = rest_contacts(&kit.agg).await;
+    let _ = stop_sim.send(true);
+    let _ = sim_task.await;
+    r?;
+    rest
 }
 
 /// (retained flag, payload) of every message under `filter` within `d` of subscribing.
@@ -482,28 +508,10 @@ async fn cot_listener_receives_every_contact_and_the_kit() -> R {
     let tcp_port = tcp.local_addr()?.port();
     let rid = dir.path().join("remoteid_engine.jsonl");
     std::fs::write(&rid, "")?;
-    let kit = start_kit(
-        "kit-t",
-        &rid,
-        vec![
-            kv("NDEFENDER_TAK__ENABLED", "true"),
-            kv(
-                "NDEFENDER_TAK__TARGETS",
-                format!(r#"["udp://127.0.0.1:{udp_port}", "tcp://127.0.0.1:{tcp_port}"]"#),
-            ),
-            kv("NDEFENDER_TAK__INTERVAL_S", "1.0"),
-        ],
-    )
-    .await?;
-    let (stop_sim, sim_task) = sim(&rid, 3);
+    let targets = format!(r#"["udp://127.0.0.1:{udp_port}", "tcp://127.0.0.1:{tcp_port}"]"#);
+    let kit = tak_kit("kit-t", &rid, targets, vec![]).await?;
     append(&kit.rf, &rf_line("RF_CONTACT_NEW", "rf:5800", 5_800_000_000))?;
-    eventually(Duration::from_secs(20), "contacts on the kit", || async {
-        Ok((rest_contacts(&kit.agg).await?.len() >= 4).then_some(()))
-    })
-    .await?;
-    let rest = rest_contacts(&kit.agg).await?;
-    let _ = stop_sim.send(true);
-    let _ = sim_task.await;
+    let rest = sim_until(&kit, &rid, 3, 4).await?;
 
     // TCP: events back to back on one stream.
     let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), tcp.accept()).await??;
@@ -613,27 +621,13 @@ async fn cot_over_tls_with_a_client_certificate() -> R {
 
     let rid = dir.path().join("remoteid_engine.jsonl");
     std::fs::write(&rid, "")?;
-    let kit = start_kit(
-        "kit-s",
-        &rid,
-        vec![
-            kv("NDEFENDER_TAK__ENABLED", "true"),
-            kv("NDEFENDER_TAK__TARGETS", format!(r#"["tls://127.0.0.1:{port}"]"#)),
-            kv("NDEFENDER_TAK__CA_FILE", ca_file.display()),
-            kv("NDEFENDER_TAK__CLIENT_CERT", cert_file.display()),
-            kv("NDEFENDER_TAK__CLIENT_KEY", key_file.display()),
-            kv("NDEFENDER_TAK__INTERVAL_S", "1.0"),
-        ],
-    )
-    .await?;
-    let (stop_sim, sim_task) = sim(&rid, 2);
-    eventually(Duration::from_secs(20), "two drones on the kit", || async {
-        Ok((rest_contacts(&kit.agg).await?.len() >= 2).then_some(()))
-    })
-    .await?;
-    let rest = rest_contacts(&kit.agg).await?;
-    let _ = stop_sim.send(true);
-    let _ = sim_task.await;
+    let tls_files = vec![
+        kv("NDEFENDER_TAK__CA_FILE", ca_file.display()),
+        kv("NDEFENDER_TAK__CLIENT_CERT", cert_file.display()),
+        kv("NDEFENDER_TAK__CLIENT_KEY", key_file.display()),
+    ];
+    let kit = tak_kit("kit-s", &rid, format!(r#"["tls://127.0.0.1:{port}"]"#), tls_files).await?;
+    let rest = sim_until(&kit, &rid, 2, 2).await?;
 
     // The aggregator retries with back-off; accept until a handshake succeeds.
     let end = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -724,16 +718,7 @@ async fn cot_drone_pilot_and_home_from_a_remoteid_line() -> R {
     let udp_port = udp.local_addr()?.port();
     let rid = dir.path().join("remoteid_engine.jsonl");
     std::fs::write(&rid, "")?;
-    let kit = start_kit(
-        "kit-p",
-        &rid,
-        vec![
-            kv("NDEFENDER_TAK__ENABLED", "true"),
-            kv("NDEFENDER_TAK__TARGETS", format!(r#"["udp://127.0.0.1:{udp_port}"]"#)),
-            kv("NDEFENDER_TAK__INTERVAL_S", "1.0"),
-        ],
-    )
-    .await?;
+    let kit = tak_kit("kit-p", &rid, format!(r#"["udp://127.0.0.1:{udp_port}"]"#), vec![]).await?;
     let _ = &kit;
     // Drone A reports its operator live; drone B its take-off point, then (airborne, the
     // controller's GNSS now fixed) its operator live.

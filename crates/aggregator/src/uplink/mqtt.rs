@@ -157,12 +157,7 @@ pub fn qos(n: u8) -> QoS {
 
 /// Starts the uplink: registers the tap now (before the feeds start), returns the tasks.
 pub fn start(inputs: &super::Inputs) -> super::Tasks {
-    let super::Inputs {
-        cfg,
-        core,
-        hub,
-        shutdown,
-    } = *inputs;
+    let (cfg, core, hub, shutdown) = (inputs.cfg, inputs.core, inputs.hub, inputs.shutdown);
     let m = &cfg.mqtt;
     let kit_id = m.kit_id();
     let topics = Topics::new(&m.topic_prefix, &kit_id);

@@ -195,12 +195,7 @@ pub fn picture(
 }
 
 pub fn start(inputs: &super::Inputs) -> super::Tasks {
-    let super::Inputs {
-        cfg,
-        core,
-        hub,
-        shutdown,
-    } = *inputs;
+    let (cfg, core, hub, shutdown) = (inputs.cfg, inputs.core, inputs.hub, inputs.shutdown);
     let t = &cfg.tak;
     let tls = if t.targets.iter().any(|x| x.starts_with("tls://")) {
         Some(tls_client_config(&t.ca_file, &t.client_cert, &t.client_key).map_err(std::io::Error::other)?)
