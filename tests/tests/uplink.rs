@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -84,6 +85,17 @@ async fn start_kit(kit_id: &str, rid: &Path, extra: Vec<(String, String)>) -> R<
     Ok(Kit { agg, rf, _dir: dir })
 }
 
+/// A kit with its TAK output to `targets` (a JSON list), the full picture every second.
+async fn tak_kit(kit_id: &str, rid: &Path, targets: String, extra: Vec<(String, String)>) -> R<Kit> {
+    let mut env = vec![
+        kv("NDEFENDER_TAK__ENABLED", "true"),
+        kv("NDEFENDER_TAK__TARGETS", targets),
+        kv("NDEFENDER_TAK__INTERVAL_S", "1.0"),
+    ];
+    env.extend(extra);
+    start_kit(kit_id, rid, env).await
+}
+
 fn mqtt_env(b: &Broker) -> Vec<(String, String)> {
     vec![
         kv("NDEFENDER_MQTT__ENABLED", "true"),
@@ -107,6 +119,21 @@ fn sim(rid: &Path, drones: usize) -> (watch::Sender<bool>, tokio::task::JoinHand
         .await;
     });
     (tx, h)
+}
+
+/// Runs the RemoteID simulator (`drones`) until the kit holds at least `n` contacts;
+/// returns them.
+async fn sim_until(kit: &Kit, rid: &Path, drones: usize, n: usize) -> R<BTreeMap<String, Value>> {
+    let (stop_sim, sim_task) = sim(rid, drones);
+    let r = eventually(Duration::from_secs(20), "contacts on the kit", || async {
+        Ok((rest_contacts(&kit.agg).await?.len() >= n).then_some(()))
+    })
+    .await;
+    let rest = rest_contacts(&kit.agg).await;
+    let _ = stop_sim.send(true);
+    let _ = sim_task.await;
+    r?;
+    rest
 }
 
 /// (retained flag, payload) of every message under `filter` within `d` of subscribing.
@@ -389,6 +416,23 @@ async fn three_kits_make_one_fleet_view() -> R {
     Ok(())
 }
 
+/// The CoT documents read from a stream (events back to back) within `d`.
+async fn read_events(stream: &mut (impl tokio::io::AsyncRead + Unpin), d: Duration) -> Vec<Vec<u8>> {
+    let (mut docs, mut buf) = (Vec::new(), Vec::new());
+    let end = tokio::time::Instant::now() + d;
+    let mut chunk = [0u8; 65536];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(end, tokio::io::AsyncReadExt::read(stream, &mut chunk)).await {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(i) = buf.windows(8).position(|w| w == b"</event>") {
+            docs.push(buf.drain(..i + 8).collect());
+        }
+    }
+    docs
+}
+
 /// One parsed CoT event.
 #[derive(Debug, Clone)]
 struct Cot {
@@ -397,6 +441,8 @@ struct Cot {
     lat: f64,
     lon: f64,
     ce: f64,
+    time: std::time::SystemTime,
+    stale: std::time::SystemTime,
     stale_after_time: bool,
 }
 
@@ -447,6 +493,8 @@ fn parse_cot(doc: &[u8]) -> R<Cot> {
         lat: f("lat")?,
         lon: f("lon")?,
         ce: f("ce")?,
+        time: t("time")?,
+        stale: t("stale")?,
         stale_after_time: t("stale")? > t("time")?,
     })
 }
@@ -460,45 +508,15 @@ async fn cot_listener_receives_every_contact_and_the_kit() -> R {
     let tcp_port = tcp.local_addr()?.port();
     let rid = dir.path().join("remoteid_engine.jsonl");
     std::fs::write(&rid, "")?;
-    let kit = start_kit(
-        "kit-t",
-        &rid,
-        vec![
-            kv("NDEFENDER_TAK__ENABLED", "true"),
-            kv(
-                "NDEFENDER_TAK__TARGETS",
-                format!(r#"["udp://127.0.0.1:{udp_port}", "tcp://127.0.0.1:{tcp_port}"]"#),
-            ),
-            kv("NDEFENDER_TAK__INTERVAL_S", "1.0"),
-        ],
-    )
-    .await?;
-    let (stop_sim, sim_task) = sim(&rid, 3);
+    let targets = format!(r#"["udp://127.0.0.1:{udp_port}", "tcp://127.0.0.1:{tcp_port}"]"#);
+    let kit = tak_kit("kit-t", &rid, targets, vec![]).await?;
     append(&kit.rf, &rf_line("RF_CONTACT_NEW", "rf:5800", 5_800_000_000))?;
-    eventually(Duration::from_secs(20), "contacts on the kit", || async {
-        Ok((rest_contacts(&kit.agg).await?.len() >= 4).then_some(()))
-    })
-    .await?;
-    let rest = rest_contacts(&kit.agg).await?;
-    let _ = stop_sim.send(true);
-    let _ = sim_task.await;
+    let rest = sim_until(&kit, &rid, 3, 4).await?;
 
     // TCP: events back to back on one stream.
     let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), tcp.accept()).await??;
-    let mut tcp_docs = Vec::new();
-    let mut buf = Vec::new();
-    let end = tokio::time::Instant::now() + Duration::from_millis(3500);
+    let tcp_docs = read_events(&mut stream, Duration::from_millis(3500)).await;
     let mut chunk = [0u8; 65536];
-    while let Ok(Ok(n)) = tokio::time::timeout_at(end, tokio::io::AsyncReadExt::read(&mut stream, &mut chunk)).await {
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        while let Some(i) = buf.windows(8).position(|w| w == b"</event>") {
-            let doc: Vec<u8> = buf.drain(..i + 8).collect();
-            tcp_docs.push(doc);
-        }
-    }
     // UDP: one event per datagram.
     let mut udp_docs = Vec::new();
     let end = tokio::time::Instant::now() + Duration::from_millis(1500);
@@ -531,5 +549,238 @@ async fn cot_listener_receives_every_contact_and_the_kit() -> R {
             }
         }
     }
+    Ok(())
+}
+
+/// A test CA, a server certificate for 127.0.0.1 and a client certificate, both signed by
+/// it: `(ca PEM, server chain + key, client cert PEM, client key PEM)`.
+#[allow(clippy::type_complexity)]
+fn test_pki() -> R<(
+    String,
+    (
+        Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
+        tokio_rustls::rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    String,
+    String,
+)> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    ca.distinguished_name.push(DnType::CommonName, "ndefender test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+    let server_key = KeyPair::generate()?;
+    let mut sp = CertificateParams::new(vec!["127.0.0.1".to_owned()])?;
+    sp.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let server = sp.signed_by(&server_key, &ca)?;
+    let client_key = KeyPair::generate()?;
+    let mut cp = CertificateParams::new(Vec::<String>::new())?;
+    cp.distinguished_name.push(DnType::CommonName, "kit-s");
+    cp.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = cp.signed_by(&client_key, &ca)?;
+    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into());
+    Ok((
+        ca.pem(),
+        (vec![server.der().clone()], key),
+        client.pem(),
+        client_key.serialize_pem(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cot_over_tls_with_a_client_certificate() -> R {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let dir = tempfile::tempdir()?;
+    let (ca_pem, (chain, key), client_pem, client_key_pem) = test_pki()?;
+    let ca_file = dir.path().join("ca.pem");
+    let cert_file = dir.path().join("client.pem");
+    let key_file = dir.path().join("client.key");
+    std::fs::write(&ca_file, &ca_pem)?;
+    std::fs::write(&cert_file, &client_pem)?;
+    std::fs::write(&key_file, &client_key_pem)?;
+
+    // The TAK server side: TLS on loopback, a client certificate from the test CA required.
+    // The ring provider (the workspace's) is deprecated only for lacking post-quantum kx.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c?)?;
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
+    let server_cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+
+    let rid = dir.path().join("remoteid_engine.jsonl");
+    std::fs::write(&rid, "")?;
+    let tls_files = vec![
+        kv("NDEFENDER_TAK__CA_FILE", ca_file.display()),
+        kv("NDEFENDER_TAK__CLIENT_CERT", cert_file.display()),
+        kv("NDEFENDER_TAK__CLIENT_KEY", key_file.display()),
+    ];
+    let kit = tak_kit("kit-s", &rid, format!(r#"["tls://127.0.0.1:{port}"]"#), tls_files).await?;
+    let rest = sim_until(&kit, &rid, 2, 2).await?;
+
+    // The aggregator retries with back-off; accept until a handshake succeeds.
+    let end = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut tls = loop {
+        let (tcp, _) = tokio::time::timeout_at(end, listener.accept()).await??;
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await {
+            break s;
+        }
+    };
+    let peer = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .ok_or("no client certificate")?
+        .to_vec();
+    let client_der = rustls::pki_types::CertificateDer::pem_slice_iter(client_pem.as_bytes())
+        .next()
+        .ok_or("no client cert")??;
+    assert_eq!(
+        peer.first(),
+        Some(&client_der),
+        "the kit presented its client certificate"
+    );
+
+    let docs = read_events(&mut tls, Duration::from_millis(3500)).await;
+    let mut by_uid = BTreeMap::new();
+    for d in &docs {
+        let c = parse_cot(d).map_err(|e| format!("tls: {e}: {}", String::from_utf8_lossy(d)))?;
+        by_uid.insert(c.uid.clone(), c);
+    }
+    assert_eq!(
+        by_uid.get("ndefender-kit-s").map(|c| c.kind.as_str()),
+        Some("a-f-G-E-S")
+    );
+    let drones: Vec<&String> = rest
+        .iter()
+        .filter(|(_, c)| c["type"] == "REMOTE_ID")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!drones.is_empty());
+    for id in drones {
+        let e = by_uid
+            .get(&format!("ndefender-kit-s-rid-{id}"))
+            .ok_or(format!("no CoT event for {id} over tls: {:?}", by_uid.keys()))?;
+        assert!(e.stale_after_time && e.kind.starts_with("a-u-A"), "{e:?}");
+    }
+    Ok(())
+}
+
+/// A RemoteID engine line for a drone with its operator position.
+fn rid_line(kind: &str, id: &str, (lat, lon): (f64, f64), op: (f64, f64, &str)) -> String {
+    let t = now_ms();
+    json!({"type": kind, "timestamp_ms": t, "source": "remoteid", "data": {
+        "id": id, "type": "REMOTE_ID", "last_seen_ts": t, "operator_id": "OP-E2E", "lat": lat, "lon": lon,
+        "altitude_m": 80.0, "speed_m_s": 4.0, "operator_lat": op.0, "operator_lon": op.1, "operator_alt_m": 30.0,
+        "operator_location_type": op.2}})
+    .to_string()
+}
+
+/// Latest CoT event per uid from UDP datagrams until `done` holds (or `d` passes), and
+/// every type each uid was sent with.
+async fn cot_until(
+    udp: &tokio::net::UdpSocket,
+    d: Duration,
+    seen: &mut BTreeMap<String, (Cot, BTreeSet<String>)>,
+    done: impl Fn(&BTreeMap<String, (Cot, BTreeSet<String>)>) -> bool,
+) -> R {
+    let end = tokio::time::Instant::now() + d;
+    let mut chunk = [0u8; 65536];
+    while !done(seen) {
+        let n = tokio::time::timeout_at(end, udp.recv(&mut chunk))
+            .await
+            .map_err(|_| format!("CoT events missing after {d:?}: have {:?}", seen.keys()))??;
+        let c = parse_cot(&chunk[..n]).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&chunk[..n])))?;
+        let e = seen
+            .entry(c.uid.clone())
+            .or_insert_with(|| (c.clone(), BTreeSet::new()));
+        e.1.insert(c.kind.clone());
+        e.0 = c;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cot_drone_pilot_and_home_from_a_remoteid_line() -> R {
+    let dir = tempfile::tempdir()?;
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let udp_port = udp.local_addr()?.port();
+    let rid = dir.path().join("remoteid_engine.jsonl");
+    std::fs::write(&rid, "")?;
+    let kit = tak_kit("kit-p", &rid, format!(r#"["udp://127.0.0.1:{udp_port}"]"#), vec![]).await?;
+    let _ = &kit;
+    // Drone A reports its operator live; drone B its take-off point, then (airborne, the
+    // controller's GNSS now fixed) its operator live.
+    let (a, b) = ("rid:SN-E2E-AAA", "rid:SN-E2E-BBB");
+    append(
+        &rid,
+        &rid_line("CONTACT_NEW", a, (52.5, 13.4), (52.51, 13.41, "live_gnss")),
+    )?;
+    append(
+        &rid,
+        &rid_line("CONTACT_NEW", b, (52.6, 13.5), (52.61, 13.51, "takeoff")),
+    )?;
+    let uid = |id: &str, what: &str| format!("ndefender-kit-p-rid-{id}{what}");
+    let mut seen = BTreeMap::new();
+    cot_until(&udp, Duration::from_secs(20), &mut seen, |s| {
+        s.contains_key(&uid(a, "-pilot")) && s.contains_key(&uid(b, "-home"))
+    })
+    .await?;
+    assert!(
+        !seen.contains_key(&uid(b, "-pilot")),
+        "a take-off position is not the pilot"
+    );
+    append(
+        &rid,
+        &rid_line("CONTACT_UPDATE", b, (52.602, 13.502), (52.615, 13.515, "live_gnss")),
+    )?;
+    cot_until(&udp, Duration::from_secs(20), &mut seen, |s| {
+        s.contains_key(&uid(b, "-pilot"))
+    })
+    .await?;
+    // One more full picture with every marker.
+    seen.clear();
+    cot_until(&udp, Duration::from_secs(20), &mut seen, |s| {
+        [
+            uid(a, ""),
+            uid(a, "-pilot"),
+            uid(b, ""),
+            uid(b, "-pilot"),
+            uid(b, "-home"),
+        ]
+        .iter()
+        .all(|u| s.contains_key(u))
+    })
+    .await?;
+    let expect = [
+        (uid(a, ""), "a-u-A-M-H-Q", (52.5, 13.4)),
+        (uid(a, "-pilot"), "a-u-G", (52.51, 13.41)),
+        (uid(b, ""), "a-u-A-M-H-Q", (52.602, 13.502)),
+        (uid(b, "-pilot"), "a-u-G", (52.615, 13.515)),
+        (uid(b, "-home"), "b-m-p-s-p-i", (52.61, 13.51)),
+    ];
+    for (u, kind, (lat, lon)) in &expect {
+        let (c, kinds) = &seen[u];
+        // Stable: one uid, always the same type.
+        assert_eq!(kinds.iter().collect::<Vec<_>>(), [kind], "{u}");
+        assert!((c.lat - lat).abs() < 1e-6 && (c.lon - lon).abs() < 1e-6, "{u}: {c:?}");
+        // Stale from the contact TTL (120 s in start_kit).
+        assert_eq!(c.stale.duration_since(c.time)?, Duration::from_secs(120), "{u}");
+    }
+    assert!(
+        !seen.contains_key(&uid(a, "-home")),
+        "no take-off point was reported for A"
+    );
     Ok(())
 }

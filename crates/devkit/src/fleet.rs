@@ -12,6 +12,38 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// One simulated kit: `ndefender-aggregator` on `127.0.0.1:port` tailing `rid` (from its
+/// beginning) with its MQTT uplink to `broker_url` as `kit_id`; state and an empty RF
+/// feed under `dir`; no scanner, controller or ESP32 (nothing else to talk to).
+pub fn kit_command(
+    bin_dir: Option<&Path>,
+    kit_id: &str,
+    port: u16,
+    dir: &Path,
+    rid: &Path,
+    broker_url: &str,
+) -> io::Result<Command> {
+    let rf = dir.join("antsdr_scan.jsonl");
+    if !rf.exists() {
+        std::fs::write(&rf, "")?;
+    }
+    let mut cmd = Command::new(find_bin(bin_dir, "ndefender-aggregator")?);
+    cmd.envs([
+        ("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{port}")),
+        ("NDEFENDER_STATE__DIR", dir.join("state").display().to_string()),
+        ("NDEFENDER_REMOTEID__JSONL_PATH", rid.display().to_string()),
+        ("NDEFENDER_ANTSDR__JSONL_PATH", rf.display().to_string()),
+        ("NDEFENDER_ANTSDR__ENABLED", "false".into()),
+        ("NDEFENDER_SYSTEM_CONTROLLER__ENABLED", "false".into()),
+        ("NDEFENDER_ESP32__ENABLED", "false".into()),
+        ("NDEFENDER_TAIL__START_POSITION", "beginning".into()),
+        ("NDEFENDER_MQTT__ENABLED", "true".into()),
+        ("NDEFENDER_MQTT__URL", broker_url.to_owned()),
+        ("NDEFENDER_MQTT__KIT_ID", kit_id.to_owned()),
+    ]);
+    Ok(cmd)
+}
+
 pub struct FleetDemo {
     pub broker: Broker,
     pub fleet_port: u16,
@@ -42,24 +74,7 @@ impl FleetDemo {
             let port = free_port()?;
             let kd = d.join(&kit_id);
             std::fs::create_dir_all(&kd)?;
-            std::fs::write(kd.join("antsdr_scan.jsonl"), "")?;
-            let mut cmd = Command::new(find_bin(None, "ndefender-aggregator")?);
-            cmd.envs([
-                ("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{port}")),
-                ("NDEFENDER_STATE__DIR", kd.join("state").display().to_string()),
-                ("NDEFENDER_REMOTEID__JSONL_PATH", rid.display().to_string()),
-                (
-                    "NDEFENDER_ANTSDR__JSONL_PATH",
-                    kd.join("antsdr_scan.jsonl").display().to_string(),
-                ),
-                ("NDEFENDER_ANTSDR__ENABLED", "false".into()),
-                ("NDEFENDER_SYSTEM_CONTROLLER__ENABLED", "false".into()),
-                ("NDEFENDER_ESP32__ENABLED", "false".into()),
-                ("NDEFENDER_TAIL__START_POSITION", "beginning".into()),
-                ("NDEFENDER_MQTT__ENABLED", "true".into()),
-                ("NDEFENDER_MQTT__URL", broker.url()),
-                ("NDEFENDER_MQTT__KIT_ID", kit_id.clone()),
-            ]);
+            let cmd = kit_command(None, &kit_id, port, &kd, &rid, &broker.url())?;
             let mut a = Daemon::spawn("ndefender-aggregator (kit)", cmd)?;
             a.wait_port(port).await?;
             started.push((kit_id, port, a));

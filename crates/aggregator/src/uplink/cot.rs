@@ -4,7 +4,8 @@
 //! uids are stable per contact, so a TAK map moves one marker instead of adding one
 //! per update: `ndefender-<kit>` (the kit), `ndefender-<kit>-rid-<id>` (a RemoteID
 //! drone), `…-rid-<id>-pilot` / `…-rid-<id>-home` (its operator, as the drone reports
-//! it: live/fixed position → pilot, take-off position → home), `…-rf-<id>`, `…-fpv-<id>`.
+//! it: live/fixed position → pilot, take-off position → home; the home point is kept
+//! while the drone lives, so one that reported both shows both), `…-rf-<id>`, `…-fpv-<id>`.
 //!
 //! Type codes (MIL-STD-2525 as CoT spells it):
 //!

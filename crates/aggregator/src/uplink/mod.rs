@@ -22,15 +22,32 @@ pub struct Uplinks {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// What every output starts from.
+pub struct Inputs<'a> {
+    pub cfg: &'a Arc<AggregatorConfig>,
+    pub core: &'a Core,
+    pub hub: &'a Hub,
+    pub shutdown: &'a Shutdown,
+}
+
+/// The tasks of one started output.
+pub type Tasks = std::io::Result<Vec<JoinHandle<()>>>;
+
 /// Starts the enabled outputs. Call right after the hub exists, before the feeds start,
 /// so the taps see every event.
 pub fn start(cfg: &Arc<AggregatorConfig>, core: &Core, hub: &Hub, shutdown: &Shutdown) -> std::io::Result<Uplinks> {
+    let inputs = Inputs {
+        cfg,
+        core,
+        hub,
+        shutdown,
+    };
     let mut tasks = Vec::new();
     if cfg.mqtt.enabled {
-        tasks.extend(mqtt::start(cfg, core, hub, shutdown)?);
+        tasks.extend(mqtt::start(&inputs)?);
     }
     if cfg.tak.enabled {
-        tasks.extend(tak::start(cfg, core, hub, shutdown)?);
+        tasks.extend(tak::start(&inputs)?);
     }
     Ok(Uplinks { tasks })
 }

@@ -24,7 +24,7 @@ use crate::config::AggregatorConfig;
 use crate::core::Core;
 use bytes::Bytes;
 use ndefender_contract::events::kind;
-use ndefender_hub::{Hub, Tap};
+use ndefender_hub::Tap;
 use ndefender_service::mqtt::topic_escape;
 use ndefender_service::Shutdown;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Packet, QoS};
@@ -33,7 +33,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 /// Messages waiting for the broker. Retained state is keyed by topic (a newer value
 /// replaces a queued one in place, so a contact that changed ten times during an outage
@@ -157,12 +156,8 @@ pub fn qos(n: u8) -> QoS {
 }
 
 /// Starts the uplink: registers the tap now (before the feeds start), returns the tasks.
-pub fn start(
-    cfg: &Arc<AggregatorConfig>,
-    core: &Core,
-    hub: &Hub,
-    shutdown: &Shutdown,
-) -> std::io::Result<Vec<JoinHandle<()>>> {
+pub fn start(inputs: &super::Inputs) -> super::Tasks {
+    let (cfg, core, hub, shutdown) = (inputs.cfg, inputs.core, inputs.hub, inputs.shutdown);
     let m = &cfg.mqtt;
     let kit_id = m.kit_id();
     let topics = Topics::new(&m.topic_prefix, &kit_id);

@@ -13,7 +13,6 @@ use super::cot::{CotEvent, UNKNOWN_ERROR};
 use crate::config::AggregatorConfig;
 use crate::core::Core;
 use ndefender_contract::contact::{Contact, OperatorLocationType};
-use ndefender_hub::Hub;
 use ndefender_service::mqtt::{parse_url, tls_client_config};
 use ndefender_service::Shutdown;
 use std::collections::BTreeMap;
@@ -22,11 +21,31 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::config::TAK_SCHEMES;
 
 type Doc = Arc<Vec<u8>>;
+
+/// `(lat, lon, hae)`.
+pub type Point = (f64, f64, f64);
+
+/// Updates the take-off (home) points of the RemoteID drones: set from a take-off
+/// operator position, kept while the drone is in `contacts`, dropped when it is gone.
+pub fn remember_homes(homes: &mut BTreeMap<String, Point>, contacts: &[Contact]) {
+    let mut live = std::collections::BTreeSet::new();
+    for c in contacts {
+        if let Contact::RemoteId(r) = c {
+            live.insert(r.id.as_str());
+            let f = &r.fields;
+            if let (Some(lat), Some(lon), Some(OperatorLocationType::Takeoff)) =
+                (f.operator_lat, f.operator_lon, f.operator_location_type)
+            {
+                homes.insert(r.id.clone(), (lat, lon, f.operator_alt_m.unwrap_or(0.0)));
+            }
+        }
+    }
+    homes.retain(|id, _| live.contains(id.as_str()));
+}
 
 /// Builds the CoT picture of the kit and its contacts at `now_ms`.
 pub fn picture(
@@ -35,6 +54,7 @@ pub fn picture(
     now_ms: u64,
     kit: Option<(f64, f64, f64, Option<f64>)>,
     contacts: &[Contact],
+    homes: &BTreeMap<String, Point>,
 ) -> Vec<CotEvent> {
     let base = format!("ndefender-{kit_id}");
     let ttl = |s: f64| now_ms + (s * 1000.0) as u64;
@@ -113,22 +133,30 @@ pub fn picture(
                     // A drone without a position yet is still a detection at the kit.
                     out.push(at_kit(uid.clone(), format!("UAS {}", r.id), remarks.clone(), stale));
                 }
+                let operator = |home: bool, (lat, lon, hae): Point| CotEvent {
+                    uid: format!("{uid}-{}", if home { "home" } else { "pilot" }),
+                    kind: if home { "b-m-p-s-p-i" } else { "a-u-G" }.into(),
+                    time_ms: now_ms,
+                    stale_ms: stale,
+                    lat,
+                    lon,
+                    hae,
+                    ce: 10.0,
+                    le: 10.0,
+                    callsign: format!("{} {}", if home { "Home" } else { "Pilot" }, r.id),
+                    remarks: remarks.clone(),
+                    track: None,
+                };
+                // The operator's live or declared position is the pilot; a take-off position
+                // is the home point, remembered while the drone lives, so a drone that
+                // reported both has both on the map.
                 if let (Some(lat), Some(lon)) = (f.operator_lat, f.operator_lon) {
-                    let home = f.operator_location_type == Some(OperatorLocationType::Takeoff);
-                    out.push(CotEvent {
-                        uid: format!("{uid}-{}", if home { "home" } else { "pilot" }),
-                        kind: if home { "b-m-p-s-p-i" } else { "a-u-G" }.into(),
-                        time_ms: now_ms,
-                        stale_ms: stale,
-                        lat,
-                        lon,
-                        hae: f.operator_alt_m.unwrap_or(0.0),
-                        ce: 10.0,
-                        le: 10.0,
-                        callsign: format!("{} {}", if home { "Home" } else { "Pilot" }, r.id),
-                        remarks,
-                        track: None,
-                    });
+                    if f.operator_location_type != Some(OperatorLocationType::Takeoff) {
+                        out.push(operator(false, (lat, lon, f.operator_alt_m.unwrap_or(0.0))));
+                    }
+                }
+                if let Some(h) = homes.get(&r.id) {
+                    out.push(operator(true, *h));
                 }
             }
             Contact::Rf(r) => {
@@ -166,12 +194,8 @@ pub fn picture(
     out
 }
 
-pub fn start(
-    cfg: &Arc<AggregatorConfig>,
-    core: &Core,
-    hub: &Hub,
-    shutdown: &Shutdown,
-) -> std::io::Result<Vec<JoinHandle<()>>> {
+pub fn start(inputs: &super::Inputs) -> super::Tasks {
+    let (cfg, core, hub, shutdown) = (inputs.cfg, inputs.core, inputs.hub, inputs.shutdown);
     let t = &cfg.tak;
     let tls = if t.targets.iter().any(|x| x.starts_with("tls://")) {
         Some(tls_client_config(&t.ca_file, &t.client_cert, &t.client_key).map_err(std::io::Error::other)?)
@@ -224,6 +248,7 @@ async fn run(
     let mut last_sent: Option<tokio::time::Instant> = None;
     let mut pending = false;
     let mut last: BTreeMap<String, CotEvent> = BTreeMap::new();
+    let mut homes: BTreeMap<String, Point> = BTreeMap::new();
     loop {
         let due = match (pending, last_sent) {
             (true, Some(l)) => Some(l + min_gap),
@@ -253,7 +278,8 @@ async fn run(
             };
             (st.clock.now_ms(), kit, st.contacts.sorted())
         });
-        let events = picture(&cfg, &kit_id, now, kit, &contacts);
+        remember_homes(&mut homes, &contacts);
+        let events = picture(&cfg, &kit_id, now, kit, &contacts, &homes);
         let mut next = BTreeMap::new();
         for e in events {
             next.insert(e.uid.clone(), e);
@@ -445,13 +471,33 @@ mod tests {
             drone("a", OperatorLocationType::LiveGnss),
             drone("b", OperatorLocationType::Takeoff),
         ];
-        let ev = picture(&cfg, "k", 1000, None, &cs);
+        let mut homes = BTreeMap::new();
+        remember_homes(&mut homes, &cs);
+        let ev = picture(&cfg, "k", 1000, None, &cs, &homes);
         let by: BTreeMap<&str, &CotEvent> = ev.iter().map(|e| (e.uid.as_str(), e)).collect();
         assert_eq!(by["ndefender-k"].kind, "a-f-G-E-S");
         assert_eq!(by["ndefender-k"].ce, UNKNOWN_ERROR);
         assert_eq!(by["ndefender-k-rid-a"].kind, "a-u-A-M-H-Q");
         assert_eq!(by["ndefender-k-rid-a-pilot"].kind, "a-u-G");
         assert_eq!(by["ndefender-k-rid-b-home"].kind, "b-m-p-s-p-i");
+        assert!(!by.contains_key("ndefender-k-rid-a-home") && !by.contains_key("ndefender-k-rid-b-pilot"));
+        // Drone b now reports its operator live: pilot and the remembered home, both.
+        let cs2 = [drone("b", OperatorLocationType::LiveGnss)];
+        remember_homes(&mut homes, &cs2);
+        let ev2 = picture(&cfg, "k", 2000, None, &cs2, &homes);
+        let uids: Vec<&str> = ev2.iter().map(|e| e.uid.as_str()).collect();
+        assert_eq!(
+            uids,
+            [
+                "ndefender-k",
+                "ndefender-k-rid-b",
+                "ndefender-k-rid-b-pilot",
+                "ndefender-k-rid-b-home"
+            ]
+        );
+        // Gone: its home is forgotten.
+        remember_homes(&mut homes, &[]);
+        assert!(homes.is_empty());
         assert_eq!(by["ndefender-k-rid-a"].stale_ms, 1000 + 15_000);
         assert!(by["ndefender-k-rid-a"].remarks.contains("operator_id=OP-1"));
         for e in &ev {
