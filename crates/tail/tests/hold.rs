@@ -33,14 +33,20 @@ fn offset_or_zero(fx: &Fixture) -> u64 {
     fx.checkpoint_offset().unwrap_or(0)
 }
 
-#[test]
-fn checkpoint_follows_what_the_sink_settled() -> Res {
+/// A tailer from the beginning of a fresh feed into a [`Batched`] sink, ten lines appended.
+fn start(max_hold: Duration) -> Res<(Fixture, ndefender_tail::TailConfig, Batched, ndefender_tail::TailHandle)> {
     let fx = Fixture::new()?;
     let mut cfg = fx.cfg(StartPosition::Beginning);
-    cfg.max_hold = Duration::from_secs(600);
+    cfg.max_hold = max_hold;
     let sink = Batched::default();
-    let tail = spawn(cfg, sink.clone())?;
+    let tail = spawn(cfg.clone(), sink.clone())?;
     append(&fx.path, recs(0..10))?;
+    Ok((fx, cfg, sink, tail))
+}
+
+#[test]
+fn checkpoint_follows_what_the_sink_settled() -> Res {
+    let (fx, _, sink, tail) = start(Duration::from_secs(600))?;
     wait_until("10 lines delivered", || sink.delivered.load(SeqCst) == 10)?;
     // Several checkpoint intervals (200 ms) pass: nothing settled, nothing checkpointed.
     std::thread::sleep(Duration::from_millis(800));
@@ -55,12 +61,7 @@ fn checkpoint_follows_what_the_sink_settled() -> Res {
 
 #[test]
 fn a_sink_that_never_settles_holds_the_checkpoint_for_max_hold_only() -> Res {
-    let fx = Fixture::new()?;
-    let mut cfg = fx.cfg(StartPosition::Beginning);
-    cfg.max_hold = Duration::from_millis(300);
-    let sink = Batched::default();
-    let tail = spawn(cfg, sink.clone())?;
-    append(&fx.path, recs(0..10))?;
+    let (fx, _, _, tail) = start(Duration::from_millis(300))?;
     let len = std::fs::metadata(&fx.path)?.len();
     wait_until("checkpoint at the end after max_hold", || offset_or_zero(&fx) == len)?;
     tail.stop()?;
@@ -69,12 +70,7 @@ fn a_sink_that_never_settles_holds_the_checkpoint_for_max_hold_only() -> Res {
 
 #[test]
 fn graceful_stop_leaves_unsettled_lines_to_be_read_again() -> Res {
-    let fx = Fixture::new()?;
-    let mut cfg = fx.cfg(StartPosition::Beginning);
-    cfg.max_hold = Duration::from_secs(600);
-    let sink = Batched::default();
-    let tail = spawn(cfg.clone(), sink.clone())?;
-    append(&fx.path, recs(0..10))?;
+    let (fx, cfg, sink, tail) = start(Duration::from_secs(600))?;
     wait_until("10 lines delivered", || sink.delivered.load(SeqCst) == 10)?;
     tail.stop()?;
     assert_eq!(offset_or_zero(&fx), 0, "nothing settled, nothing checkpointed");
