@@ -1,14 +1,27 @@
 //! The two JSONL feeds: a tailer each, whose lines are applied under the core's
 //! lock (so a checkpointed offset always means "applied and published").
+//!
+//! With the detection history on, a checkpointed offset also means "in the history database":
+//! the checkpoint only moves past a line once the history writer has committed the records
+//! its envelopes carried ([`crate::history::History::settled`]), so lines published but not yet
+//! committed when the power goes are read again at the next start (the history drops the
+//! repeats). A history that stalls holds the checkpoint back for [`MAX_HOLD`] at most; one
+//! that fails (a full disk) or is off holds nothing back. Live streaming never waits for it.
 
 use crate::config::AggregatorConfig;
 use crate::core::{antsdr, remoteid, Core, Feed};
+use crate::history::History;
 use ndefender_tail::{LineSink, TailConfig, TailHandle, TailNotice};
 use std::time::Duration;
+
+/// Longest a feed checkpoint waits for the history to commit the lines before it (a crash
+/// after that may lose them from the history, never from the live stream).
+pub const MAX_HOLD: Duration = TailConfig::DEFAULT_MAX_HOLD;
 
 struct FeedSink {
     core: Core,
     feed: Feed,
+    history: Option<History>,
 }
 
 impl LineSink for FeedSink {
@@ -22,6 +35,16 @@ impl LineSink for FeedSink {
                 antsdr::apply_line(st, line);
             }
         });
+    }
+
+    /// The hub's newest seq: covers every envelope the lines delivered so far were published
+    /// under (they were published before `line` returned).
+    fn mark(&mut self) -> u64 {
+        self.core.hub().map_or(0, ndefender_hub::Hub::last_seq)
+    }
+
+    fn settled(&mut self, mark: u64) -> bool {
+        self.history.as_ref().is_none_or(|h| h.settled(mark))
     }
 
     fn notice(&mut self, n: &TailNotice) {
@@ -43,7 +66,7 @@ pub struct Feeds {
     pub stats: Vec<(Feed, ndefender_tail::TailStats)>,
 }
 
-pub fn start(cfg: &AggregatorConfig, core: &Core) -> std::io::Result<Feeds> {
+pub fn start(cfg: &AggregatorConfig, core: &Core, history: Option<&History>) -> std::io::Result<Feeds> {
     let mut handles = Vec::new();
     let mut stats = Vec::new();
     let mut add = |feed: Feed, path: &std::path::Path| -> std::io::Result<()> {
@@ -55,10 +78,12 @@ pub fn start(cfg: &AggregatorConfig, core: &Core) -> std::io::Result<Feeds> {
             poll_interval: Duration::from_millis(cfg.tail.poll_interval_ms),
             checkpoint_interval: Duration::from_millis(cfg.tail.checkpoint_interval_ms),
             max_line_bytes: cfg.tail.max_line_bytes,
+            max_hold: MAX_HOLD,
         };
         let sink = FeedSink {
             core: core.clone(),
             feed,
+            history: history.cloned(),
         };
         let h = ndefender_tail::spawn(tc, sink)?;
         stats.push((feed, h.stats()));

@@ -68,7 +68,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     let history = history::History::start(&cfg, &hub, &core, clock.clone()).await;
     let uplinks = uplink::start(&cfg, &core, &hub, &shutdown)?;
 
-    let feeds = feeds::start(&cfg, &core)?;
+    let feeds = feeds::start(&cfg, &core, history.as_ref())?;
 
     tokio::spawn(core.clone().run_system_updates(shutdown.wait()));
     tokio::spawn(run_ticker(core.clone(), cfg.clone(), shutdown.clone()));

@@ -3,6 +3,7 @@
 //! checkpoint — never giving up on an error.
 
 use crate::checkpoint::{self, Checkpoint, Position};
+use crate::hold::{self, Hold};
 use crate::identity::{current_head, read_at_retry, read_head, FileId, Head};
 use crate::lines::{Frame, LineFramer};
 use crate::resume::{self, Opened, Resume, StartAt};
@@ -23,6 +24,8 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Keeps a zero interval from spinning and a huge one from overflowing `Instant` arithmetic.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Longest the final checkpoint waits for a sink still settling its lines.
+const FLUSH_HOLD: Duration = Duration::from_secs(1);
 /// PROTOCOL.md §14.4: read size.
 const CHUNK: usize = 64 * 1024;
 
@@ -126,7 +129,8 @@ impl<S: LineSink> Ctx<S> {
             t.committed = self.framer.boundary();
             self.stats.set_offset(t.committed);
             // A long backlog must not leave the checkpoint seconds behind (crash repeats ≤ 1 s).
-            self.ckpt.tick(&self.path, Some(t.position()));
+            self.ckpt
+                .tick(&self.feed, &self.path, Some(t.position()), &mut self.sink);
         }
     }
 
@@ -191,6 +195,8 @@ struct Checkpointer {
     written: Option<Position>,
     last_attempt: Option<Instant>,
     writer: CkWriter,
+    /// Positions waiting for the sink to settle their lines.
+    hold: Hold,
 }
 
 type CkJob = (PathBuf, Checkpoint, Option<std::sync::mpsc::Sender<io::Result<()>>>);
@@ -266,7 +272,19 @@ impl Checkpointer {
         })
     }
 
-    fn tick(&mut self, followed: &Path, pos: Option<Position>) {
+    /// When the follower should look at the checkpoint again: the next write, or sooner while
+    /// a position waits for the sink.
+    fn wake_at(&self) -> Option<Instant> {
+        let write = self.due_at(self.hold.released());
+        if !self.hold.waiting() {
+            return write;
+        }
+        let recheck = Instant::now() + hold::RECHECK;
+        Some(write.map_or(recheck, |w| w.min(recheck)))
+    }
+
+    fn tick<S: LineSink>(&mut self, feed: &str, followed: &Path, pos: Option<Position>, sink: &mut S) {
+        let pos = self.hold.offer(feed, pos, sink, Instant::now());
         if self.writer.failed.swap(false, SeqCst) {
             self.written = None;
         }
@@ -293,7 +311,21 @@ impl Checkpointer {
     }
 
     /// The final checkpoint: written before this returns (graceful stop: nothing repeated).
-    fn flush(&mut self, followed: &Path, pos: Option<Position>) -> io::Result<()> {
+    /// A sink still settling its lines is waited for, at most [`FLUSH_HOLD`] (within
+    /// [`crate::STOP_TIMEOUT`]); what it has not settled by then is left to be read again.
+    fn flush<S: LineSink>(
+        &mut self,
+        feed: &str,
+        followed: &Path,
+        pos: Option<Position>,
+        sink: &mut S,
+    ) -> io::Result<()> {
+        let until = Instant::now() + self.hold.max().min(FLUSH_HOLD);
+        let mut pos = self.hold.offer(feed, pos, sink, Instant::now());
+        while self.hold.waiting() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+            pos = self.hold.offer(feed, None, sink, Instant::now());
+        }
         if self.writer.failed.swap(false, SeqCst) {
             self.written = None;
         }
@@ -388,6 +420,7 @@ impl<S: LineSink> Follower<S> {
                     written: None,
                     last_attempt: None,
                     writer: CkWriter::spawn(&cfg.feed),
+                    hold: Hold::new(cfg.max_hold.min(MAX_INTERVAL)),
                 },
             },
             rx,
@@ -421,7 +454,7 @@ impl<S: LineSink> Follower<S> {
         loop {
             let now = Instant::now();
             let mut deadline = next_poll;
-            if let Some(d) = self.ctx.ckpt.due_at(self.position()) {
+            if let Some(d) = self.ctx.ckpt.wake_at() {
                 deadline = deadline.min(d);
             }
             if let Some(b) = self.backoff_until {
@@ -467,10 +500,15 @@ impl<S: LineSink> Follower<S> {
                 break;
             }
             let pos = self.position();
-            self.ctx.ckpt.tick(&self.ctx.path, pos);
+            self.ctx
+                .ckpt
+                .tick(&self.ctx.feed, &self.ctx.path, pos, &mut self.ctx.sink);
         }
         let pos = self.position();
-        let result = self.ctx.ckpt.flush(&self.ctx.path, pos);
+        let result = self
+            .ctx
+            .ckpt
+            .flush(&self.ctx.feed, &self.ctx.path, pos, &mut self.ctx.sink);
         tracing::debug!(feed = %self.ctx.feed, offset = pos.map(|p| p.offset), "tailer stopped");
         result
     }

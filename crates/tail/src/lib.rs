@@ -16,6 +16,7 @@
 
 mod checkpoint;
 mod follower;
+mod hold;
 mod identity;
 mod lines;
 mod resume;
@@ -62,12 +63,17 @@ pub struct TailConfig {
     pub checkpoint_interval: Duration,
     /// Longer lines are discarded and counted.
     pub max_line_bytes: usize,
+    /// How long the checkpoint waits for a sink that settles its lines later than `line`
+    /// returns ([`LineSink::settled`]) before it advances anyway. Sinks that keep the default
+    /// `settled` are never waited for.
+    pub max_hold: Duration,
 }
 
 impl TailConfig {
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
     pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
     pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+    pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(5);
 
     /// A config with the spec defaults (`end`, 1 s, 1 s, 1 MiB).
     pub fn new(feed: impl Into<String>, path: impl Into<PathBuf>, checkpoint_path: impl Into<PathBuf>) -> Self {
@@ -79,6 +85,7 @@ impl TailConfig {
             poll_interval: Self::DEFAULT_POLL_INTERVAL,
             checkpoint_interval: Self::DEFAULT_CHECKPOINT_INTERVAL,
             max_line_bytes: Self::DEFAULT_MAX_LINE_BYTES,
+            max_hold: Self::DEFAULT_MAX_HOLD,
         }
     }
 }
@@ -91,6 +98,18 @@ pub trait LineSink: Send + 'static {
     /// Notable tail events (rotation, truncation, oversize line skipped, file appeared, file
     /// missing, io error) — default no-op.
     fn notice(&mut self, _n: &TailNotice) {}
+    /// For a sink whose lines become durable only later (a database committing in batches): a
+    /// mark covering every line it has returned from so far, e.g. the last sequence number
+    /// those lines were published under. Taken with each checkpoint candidate.
+    fn mark(&mut self) -> u64 {
+        0
+    }
+    /// Whether every line covered by `mark` is durable downstream. Until it is, the checkpoint
+    /// stays before those lines (a crash then repeats them instead of losing them), for at most
+    /// [`TailConfig::max_hold`]. Default: settled as soon as `line` returns.
+    fn settled(&mut self, _mark: u64) -> bool {
+        true
+    }
 }
 
 impl<F> LineSink for F

@@ -1,27 +1,29 @@
 //! A track in the three export formats: GeoJSON (RFC 7946: a LineString and one timestamped
 //! Point per fix), KML 2.2 (a `gx:Track` Google Earth plays back in time, plus the path), CSV.
+//!
+//! Each is written straight into one pre-sized string, with no allocation per point: a day of
+//! fixes at 1 Hz is 86 400 points, and a `serde_json::Value` (or a formatted time `String`) per
+//! point would cost several times the query.
 
-use super::query::{Track, TrackPoint};
+use super::query::{Track, TrackPoint, EXTRAS};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Epoch ms as RFC 3339 UTC with milliseconds, e.g. `2026-12-06T12:00:00.000Z`.
-pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+fn time(ms: u64) -> humantime::Rfc3339Timestamp {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// `[lon,lat]` or `[lon,lat,alt]` (RFC 7946 order). Stored numbers are finite (checked on input),
 /// so Rust's shortest round-trip form is valid JSON.
 fn push_position(o: &mut String, p: &TrackPoint) {
-    let _ = match p.altitude_m {
+    let _ = match p.altitude_m() {
         Some(a) => write!(o, "[{},{},{}]", p.lon, p.lat, a),
         None => write!(o, "[{},{}]", p.lon, p.lat),
     };
 }
 
-/// Written straight into one string: a day of fixes at 1 Hz is 86 400 points, and building a
-/// `serde_json::Value` per point would cost several times the query.
 pub fn geojson(t: &Track) -> String {
     let c = &t.contact;
     let line_props = json!({
@@ -49,20 +51,9 @@ pub fn geojson(t: &Track) -> String {
     for p in &t.points {
         o.push_str(r#",{"type":"Feature","geometry":{"type":"Point","coordinates":"#);
         push_position(&mut o, p);
-        let _ = write!(o, r#"}},"properties":{{"time":"{}","time_ms":{}"#, rfc3339(p.ts), p.ts);
-        for (k, v) in [
-            ("altitude_m", p.altitude_m),
-            ("speed_m_s", p.speed_m_s),
-            ("heading_deg", p.heading_deg),
-            ("vspeed_m_s", p.vspeed_m_s),
-            ("height_agl_m", p.height_agl_m),
-            ("operator_lat", p.operator_lat),
-            ("operator_lon", p.operator_lon),
-            ("operator_alt_m", p.operator_alt_m),
-        ] {
-            if let Some(v) = v {
-                let _ = write!(o, r#","{k}":{v}"#);
-            }
+        let _ = write!(o, r#"}},"properties":{{"time":"{}","time_ms":{}"#, time(p.ts), p.ts);
+        for (k, v) in p.known() {
+            let _ = write!(o, r#","{k}":{v}"#);
         }
         o.push_str("}}");
     }
@@ -107,7 +98,7 @@ pub fn kml(t: &Track) -> String {
         xml_escape(&desc)
     );
     for p in &t.points {
-        let _ = writeln!(o, "<when>{}</when>", rfc3339(p.ts));
+        let _ = writeln!(o, "<when>{}</when>", time(p.ts));
     }
     for p in &t.points {
         let _ = writeln!(
@@ -115,43 +106,41 @@ pub fn kml(t: &Track) -> String {
             "<gx:coord>{} {} {}</gx:coord>",
             p.lon,
             p.lat,
-            p.altitude_m.unwrap_or(0.0)
+            p.altitude_m().unwrap_or(0.0)
         );
     }
     o.push_str("</gx:Track>\n</Placemark>\n");
     o.push_str("<Placemark>\n<name>path</name>\n<styleUrl>#track</styleUrl>\n<LineString>\n<altitudeMode>absolute</altitudeMode>\n<coordinates>\n");
     for p in &t.points {
-        let _ = writeln!(o, "{},{},{}", p.lon, p.lat, p.altitude_m.unwrap_or(0.0));
+        let _ = writeln!(o, "{},{},{}", p.lon, p.lat, p.altitude_m().unwrap_or(0.0));
     }
     o.push_str("</coordinates>\n</LineString>\n</Placemark>\n</Document>\n</kml>\n");
     o
 }
 
-pub const CSV_HEADER: &str = "time_ms,time_utc,lat,lon,altitude_m,speed_m_s,heading_deg,vspeed_m_s,height_agl_m,\
-                              operator_lat,operator_lon,operator_alt_m";
+/// `time_ms,time_utc,lat,lon,` then the optional values in [`EXTRAS`] order.
+pub fn csv_header() -> String {
+    let mut h = String::from("time_ms,time_utc,lat,lon");
+    for k in EXTRAS {
+        h.push(',');
+        h.push_str(k);
+    }
+    h
+}
 
 pub fn csv(t: &Track) -> String {
     let mut o = String::with_capacity(128 + t.points.len() * 100);
-    o.push_str(CSV_HEADER);
+    o.push_str(&csv_header());
     o.push('\n');
-    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for p in &t.points {
-        let _ = writeln!(
-            o,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
-            p.ts,
-            rfc3339(p.ts),
-            p.lat,
-            p.lon,
-            opt(p.altitude_m),
-            opt(p.speed_m_s),
-            opt(p.heading_deg),
-            opt(p.vspeed_m_s),
-            opt(p.height_agl_m),
-            opt(p.operator_lat),
-            opt(p.operator_lon),
-            opt(p.operator_alt_m)
-        );
+        let _ = write!(o, "{},{},{},{}", p.ts, time(p.ts), p.lat, p.lon);
+        for v in p.extras {
+            o.push(',');
+            if let Some(v) = v {
+                let _ = write!(o, "{v}");
+            }
+        }
+        o.push('\n');
     }
     o
 }
@@ -167,46 +156,24 @@ mod tests {
             contact: ContactRow {
                 id: "rid:A<&>".into(),
                 kind: "REMOTE_ID".into(),
-                first_seen_ts: 0,
                 last_seen_ts: 1000,
                 serial: Some("A<&>".into()),
-                operator_id: None,
-                model: None,
-                ua_type: None,
-                mac: None,
-                band: None,
-                freq_hz: None,
-                class: None,
                 fixes: 2,
-                detections: 0,
                 cid: 1,
+                ..ContactRow::default()
             },
             points: vec![
                 TrackPoint {
                     ts: 1_765_000_000_000,
                     lat: 48.0,
                     lon: 11.0,
-                    altitude_m: Some(100.0),
-                    speed_m_s: Some(5.0),
-                    heading_deg: None,
-                    vspeed_m_s: None,
-                    height_agl_m: None,
-                    operator_lat: None,
-                    operator_lon: None,
-                    operator_alt_m: None,
+                    extras: [Some(100.0), Some(5.0), None, None, None, None, None, None],
                 },
                 TrackPoint {
                     ts: 1_765_000_001_000,
                     lat: 48.001,
                     lon: 11.001,
-                    altitude_m: None,
-                    speed_m_s: None,
-                    heading_deg: Some(45.0),
-                    vspeed_m_s: None,
-                    height_agl_m: None,
-                    operator_lat: Some(47.9),
-                    operator_lon: Some(10.9),
-                    operator_alt_m: None,
+                    extras: [None, None, Some(45.0), None, None, Some(47.9), Some(10.9), None],
                 },
             ],
             truncated: false,
@@ -243,11 +210,15 @@ mod tests {
         assert!(k.contains("<gx:coord>11 48 100</gx:coord>"));
     }
 
+    const CSV_HEADER_TEXT: &str = "time_ms,time_utc,lat,lon,altitude_m,speed_m_s,heading_deg,vspeed_m_s,\
+                                   height_agl_m,operator_lat,operator_lon,operator_alt_m";
+
     #[test]
     fn csv_has_a_header_and_empty_cells_for_unknowns() {
         let c = csv(&track());
         let lines: Vec<&str> = c.lines().collect();
         assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], CSV_HEADER_TEXT);
         assert_eq!(lines[0].split(',').count(), lines[2].split(',').count());
         assert!(lines[1].starts_with("1765000000000,2025-12-06T05:46:40.000Z,48,11,100,5,,"));
     }

@@ -102,6 +102,9 @@ pub struct Stats {
     pub db_bytes: AtomicU64,
     pub audit_dropped: AtomicU64,
     pub queries_timed_out: AtomicU64,
+    /// Highest hub seq whose records are settled: committed, or given up and counted in
+    /// `lost` (see [`History::settled`]).
+    pub watermark: AtomicU64,
     pub(crate) failing: AtomicBool,
     tap_dropped: Mutex<Option<Arc<AtomicU64>>>,
 }
@@ -333,6 +336,17 @@ impl History {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether every envelope published up to hub seq `mark` is settled in the history: its
+    /// records committed, or their batch given up (a full disk: counted in
+    /// `history_records_lost_total`). A history that is not writing (database unavailable,
+    /// writer stopped) settles everything: it must never hold the feed checkpoints back. The
+    /// feeds' checkpoints wait on this (bounded by `TailConfig::max_hold`), so a line
+    /// published but not yet committed when the power goes is read again at the next start.
+    pub fn settled(&self, mark: u64) -> bool {
+        let st = &self.inner.stats;
+        !st.up.load(Relaxed) || st.watermark.load(Relaxed) >= mark
     }
 
     /// The audit trail's entry point: queues one line for the writer, never waits (a full

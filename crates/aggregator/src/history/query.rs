@@ -26,7 +26,7 @@ pub struct ContactFilter {
 }
 
 /// One row of the contact list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ContactRow {
     pub id: String,
     #[serde(rename = "type")]
@@ -64,8 +64,24 @@ pub struct ContactPage {
     pub contacts: Vec<ContactRow>,
 }
 
-const CONTACT_COLS: &str = "cid, id, kind, first_seen, last_seen, serial, operator_id, model, ua_type, mac, band, \
-                            freq_hz, class, fixes, detections";
+macro_rules! contact_cols {
+    () => {
+        "cid, id, kind, first_seen, last_seen, serial, operator_id, model, ua_type, mac, band, freq_hz, class, fixes, \
+         detections"
+    };
+}
+const CONTACT_COLS: &str = contact_cols!();
+macro_rules! point_cols {
+    () => {
+        "ts, lat, lon, alt_m, speed, heading, vspeed, agl, op_lat, op_lon, op_alt"
+    };
+}
+/// One range scan of the `(cid, ts)` primary key (the table is its own covering index).
+const TRACK_SQL: &str = concat!(
+    "SELECT ",
+    point_cols!(),
+    " FROM fixes WHERE cid = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts LIMIT ?4"
+);
 
 fn u(v: i64) -> u64 {
     v.max(0) as u64
@@ -150,56 +166,75 @@ pub fn contacts(c: &Connection, f: &ContactFilter) -> Result<ContactPage, QueryE
 }
 
 pub fn contact(c: &Connection, id: &str) -> Result<ContactRow, QueryError> {
-    c.query_row(
-        &format!("SELECT {CONTACT_COLS} FROM contacts WHERE id = ?1"),
-        [id],
-        contact_row,
-    )
-    .optional()?
-    .ok_or(QueryError::NotFound)
+    c.prepare_cached(concat!("SELECT ", contact_cols!(), " FROM contacts WHERE id = ?1"))?
+        .query_row([id], contact_row)
+        .optional()?
+        .ok_or(QueryError::NotFound)
 }
 
-/// One stored position fix.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The optional values of a fix, in the order of their columns after `ts, lat, lon`, under
+/// the names the API and the exports give them.
+pub const EXTRAS: [&str; 8] = [
+    "altitude_m",
+    "speed_m_s",
+    "heading_deg",
+    "vspeed_m_s",
+    "height_agl_m",
+    "operator_lat",
+    "operator_lon",
+    "operator_alt_m",
+];
+
+/// One stored position fix. The optional values sit in an array indexed like [`EXTRAS`], so
+/// a row is decoded, serialised and exported by one loop each.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackPoint {
     pub ts: u64,
     pub lat: f64,
     pub lon: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub altitude_m: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub speed_m_s: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub heading_deg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vspeed_m_s: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub height_agl_m: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operator_lat: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operator_lon: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operator_alt_m: Option<f64>,
+    pub extras: [Option<f64>; 8],
+}
+
+impl TrackPoint {
+    pub fn altitude_m(&self) -> Option<f64> {
+        self.extras.first().copied().flatten()
+    }
+
+    /// The optional values that are known, with their names.
+    pub fn known(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        EXTRAS.iter().zip(self.extras).filter_map(|(k, v)| v.map(|v| (*k, v)))
+    }
+}
+
+/// `{"ts","lat","lon"}` plus the known optional values (unknown ones are left out).
+impl Serialize for TrackPoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("ts", &self.ts)?;
+        m.serialize_entry("lat", &self.lat)?;
+        m.serialize_entry("lon", &self.lon)?;
+        for (k, v) in self.known() {
+            m.serialize_entry(k, &v)?;
+        }
+        m.end()
+    }
 }
 
 fn point(r: &Row<'_>) -> rusqlite::Result<TrackPoint> {
-    Ok(TrackPoint {
+    let mut p = TrackPoint {
         ts: u(r.get(0)?),
         lat: r.get(1)?,
         lon: r.get(2)?,
-        altitude_m: r.get(3)?,
-        speed_m_s: r.get(4)?,
-        heading_deg: r.get(5)?,
-        vspeed_m_s: r.get(6)?,
-        height_agl_m: r.get(7)?,
-        operator_lat: r.get(8)?,
-        operator_lon: r.get(9)?,
-        operator_alt_m: r.get(10)?,
-    })
+        extras: [None; 8],
+    };
+    for (i, v) in p.extras.iter_mut().enumerate() {
+        *v = r.get(3 + i)?;
+    }
+    Ok(p)
 }
 
-const POINT_COLS: &str = "ts, lat, lon, alt_m, speed, heading, vspeed, agl, op_lat, op_lon, op_alt";
+const POINT_COLS: &str = point_cols!();
 
 /// A contact's fixes in [since, until], oldest first, at most `max`.
 #[derive(Debug, Clone)]
@@ -212,20 +247,18 @@ pub struct Track {
 
 pub fn track(c: &Connection, id: &str, since: Option<u64>, until: Option<u64>, max: u32) -> Result<Track, QueryError> {
     let contact = contact(c, id)?;
-    let mut st = c.prepare_cached(&format!(
-        "SELECT {POINT_COLS} FROM fixes WHERE cid = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts LIMIT ?4"
-    ))?;
-    let mut points = st
-        .query_map(
-            params![
-                contact.cid,
-                since.unwrap_or(0) as i64,
-                until.map_or(i64::MAX, |t| t as i64),
-                i64::from(max) + 1
-            ],
-            point,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut st = c.prepare_cached(TRACK_SQL)?;
+    let mut rows = st.query(params![
+        contact.cid,
+        since.unwrap_or(0) as i64,
+        until.map_or(i64::MAX, |t| t as i64),
+        i64::from(max) + 1
+    ])?;
+    // The contact row counts its fixes: one allocation for the whole track.
+    let mut points = Vec::with_capacity(contact.fixes.min(u64::from(max) + 1) as usize);
+    while let Some(r) = rows.next()? {
+        points.push(point(r)?);
+    }
     let truncated = points.len() > max as usize;
     points.truncate(max as usize);
     Ok(Track {

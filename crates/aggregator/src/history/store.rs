@@ -5,7 +5,7 @@
 //! checkpoint after a crash) is the same key, ignored. `hourly` keeps which contacts were seen in
 //! each hour, so the 30-day timeline never scans the fixes.
 
-use super::record::{AuditEntry, Detection, Fix, Identity, Kind, KitPosition, Record, Sighting};
+use super::record::{AuditEntry, Detection, Identity, Kind, KitPosition, Record, Sighting};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -99,7 +99,10 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(2))?;
-    conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -4096;")?;
+    // Memory-mapped reads: a 24 h track is ~7 MB of pages, more than the page cache keeps,
+    // and mapped pages are read in place instead of copied in by a read(2) each. The mapping
+    // is the kernel's file cache (shared, reclaimable), not the daemon's heap.
+    conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -4096; PRAGMA mmap_size = 268435456;")?;
     Ok(conn)
 }
 
@@ -335,37 +338,23 @@ fn apply_in(tx: &Transaction<'_>, records: &[Record]) -> rusqlite::Result<Applie
                 }
                 Record::Fix(id, f) => {
                     let Some(&cid) = cids.get(id.as_str()) else { continue };
-                    let Fix {
-                        ts,
-                        lat,
-                        lon,
-                        altitude_m,
-                        speed_m_s,
-                        heading_deg,
-                        vspeed_m_s,
-                        height_agl_m,
-                        operator_lat,
-                        operator_lon,
-                        operator_alt_m,
-                        rssi_dbm,
-                    } = f;
                     let n = ins_fix.execute(params![
                         cid,
-                        *ts as i64,
-                        lat,
-                        lon,
-                        altitude_m,
-                        speed_m_s,
-                        heading_deg,
-                        vspeed_m_s,
-                        height_agl_m,
-                        operator_lat,
-                        operator_lon,
-                        operator_alt_m,
-                        rssi_dbm
+                        f.ts as i64,
+                        f.lat,
+                        f.lon,
+                        f.altitude_m,
+                        f.speed_m_s,
+                        f.heading_deg,
+                        f.vspeed_m_s,
+                        f.height_agl_m,
+                        f.operator_lat,
+                        f.operator_lon,
+                        f.operator_alt_m,
+                        f.rssi_dbm
                     ])? as i64;
                     counts.entry(cid).or_default().0 += n;
-                    hours.entry((hour_of(*ts), cid)).or_insert(0);
+                    hours.entry((hour_of(f.ts), cid)).or_insert(0);
                     a.fixes += n as u64;
                     a.duplicates += (1 - n) as u64;
                 }

@@ -78,6 +78,8 @@ impl Writer {
         let mut next_age = now + Duration::from_secs(2);
         let mut last_kit: Option<u64> = None;
         let mut last_fpv: Option<(String, u64)> = None;
+        // Seq of the newest tap event taken: settled once the batch holding its records is.
+        let mut received = 0;
         self.refresh_size();
         loop {
             let mut wake = next_sample.min(next_size).min(next_age);
@@ -103,6 +105,7 @@ impl Writer {
                 Input::Tap(Some(e)) => {
                     let mut next = Some(e);
                     while let Some(e) = next {
+                        received = e.seq();
                         if record::wanted(e.kind()) {
                             record::from_envelope(e.json(), &mut batch);
                         }
@@ -161,6 +164,11 @@ impl Writer {
             if !batch.is_empty() && (done || due || batch.len() >= MAX_BATCH) {
                 self.commit(&mut batch);
                 first_at = None;
+            }
+            if batch.is_empty() {
+                // Committed or given up (counted): either way no longer worth holding the
+                // feed checkpoints for.
+                self.stats.watermark.fetch_max(received, Relaxed);
             }
             if done {
                 return;
