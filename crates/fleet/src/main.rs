@@ -2,9 +2,7 @@ use ndefender_fleet::config::FleetConfig;
 use ndefender_service::daemon::{self, Hooks};
 
 fn main() {
-    daemon::main(
-        "ndefender-fleet",
-        Hooks::default(),
-        |cfg: FleetConfig, _, shutdown| ndefender_fleet::run(cfg, shutdown),
-    )
+    daemon::main("ndefender-fleet", Hooks::default(), |cfg: FleetConfig, _, shutdown| {
+        ndefender_fleet::run(cfg, shutdown)
+    })
 }

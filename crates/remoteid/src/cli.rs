@@ -4,8 +4,8 @@
 use crate::capture::FileCapture;
 use crate::config::EngineConfig;
 use crate::decode::{message_objects, Counters};
-use std::io::Write;
 use ndefender_service::config::DaemonArgs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const NAME: &str = "ndefender-remoteid";

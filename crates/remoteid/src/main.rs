@@ -1,6 +1,6 @@
+use ndefender_contract::time::SystemClock;
 use ndefender_remoteid::cli::{self, NAME};
 use ndefender_remoteid::config::EngineConfig;
-use ndefender_contract::time::SystemClock;
 use ndefender_service::daemon::{self, Hooks};
 use std::sync::Arc;
 
