@@ -19,7 +19,7 @@ use axum::extract::State as AxState;
 use axum::response::Response;
 use axum::routing::get;
 use ndefender_contract::command::ContactList;
-use ndefender_contract::time::{Clock, SystemClock};
+use ndefender_contract::time::Clock;
 use ndefender_contract::{ErrorStyle, Source, TimestampField};
 use ndefender_hub::Hub;
 use ndefender_service::daemon::{self, Site};
@@ -33,14 +33,10 @@ use std::time::Duration;
 
 pub const WS_PATH: &str = "/api/v1/ws";
 
-pub async fn run(cfg: FleetConfig, shutdown: Shutdown) -> std::io::Result<()> {
-    run_with_clock(cfg, shutdown, Arc::new(SystemClock)).await
-}
-
-pub async fn run_with_clock(cfg: FleetConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -> std::io::Result<()> {
+/// Runs the daemon until `shutdown` fires.
+pub async fn run(cfg: FleetConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -> std::io::Result<()> {
+    let listener = lifecycle::listen("fleet", &cfg.server.bind).await?;
     let cfg = Arc::new(cfg);
-    let listener = lifecycle::bind(&cfg.server.bind).await?;
-    tracing::info!(bind = %cfg.server.bind, "fleet listening");
     let fleet = Fleet::new(clock);
     let hub = Hub::new(
         cfg.server
@@ -107,16 +103,9 @@ async fn kits(AxState(f): S) -> Response {
 }
 
 async fn ticker(cfg: Arc<FleetConfig>, fleet: Fleet, shutdown: Shutdown) {
-    let mut tick = tokio::time::interval(Duration::from_millis(cfg.fleet.update_min_interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ttl_ms = (cfg.fleet.contact_ttl_s * 1000.0) as u64;
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = &mut stop => return,
-        }
+    let mut ticks = shutdown.ticks(Duration::from_millis(cfg.fleet.update_min_interval_ms));
+    while ticks.next().await {
         fleet.mutate(|st| st.expire(ttl_ms));
         fleet.system_update_if_dirty();
     }

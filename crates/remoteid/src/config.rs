@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct EngineConfig {
     pub server: ServerConfig,
+    pub audit: AuditConfig,
     pub output: OutputConfig,
     pub monitor: MonitorConfig,
     pub replay: ReplayConfig,
     pub log: LogConfig,
-    pub audit: AuditConfig,
 }
 
 /// The engine's defaults of the shared sections.

@@ -584,8 +584,7 @@ pub fn router(e: Arc<Engine>) -> Router {
 
 /// Runs the daemon until `shutdown` fires.
 pub async fn run(cfg: EngineConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -> std::io::Result<()> {
-    let listener = lifecycle::bind(&cfg.server.bind).await?;
-    tracing::info!(bind = %cfg.server.bind, "remoteid listening");
+    let listener = lifecycle::listen("remoteid", &cfg.server.bind).await?;
     let (engine, hub, engine_thread, engine_stop) = build(cfg.clone(), clock)?;
     if cfg.monitor.autostart && cfg.monitor.source != SourceKind::None {
         let e = engine.clone();

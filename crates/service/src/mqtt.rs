@@ -339,6 +339,45 @@ mod tests {
         assert_eq!(e.validate("mqtt").map_err(|(k, _)| k), Err("mqtt.ca_file".to_owned()));
     }
 
+    /// Each daemon's `[mqtt]` flattens [`Broker`]: its keys sit beside the daemon's own,
+    /// an unknown key is still named, and the checks name the key under the section.
+    #[test]
+    fn broker_keys_flatten_into_a_section() -> Result<(), crate::config::ConfigError> {
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        struct Mqtt {
+            enabled: bool,
+            #[serde(flatten)]
+            broker: Broker,
+        }
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        struct Cfg {
+            mqtt: Mqtt,
+        }
+        impl crate::config::Validate for Cfg {
+            fn validate(&self) -> Result<(), (String, String)> {
+                self.mqtt.broker.validate("mqtt").map(|_| ())
+            }
+        }
+        let load = |t: &str| crate::config::load_str::<Cfg>(t, "test", Vec::new());
+        let c = load("[mqtt]\nenabled = true\nurl = \"mqtt://[::1]:1884\"\nqos = 2\n")?;
+        assert!(c.mqtt.enabled);
+        assert_eq!(c.mqtt.broker.url, "mqtt://[::1]:1884");
+        assert_eq!(c.mqtt.broker.qos(), QoS::ExactlyOnce);
+        assert_eq!(c.mqtt.broker.topic_prefix, "ndefender");
+        let e = load("[mqtt]\nurll = \"mqtt://x\"\n").err().map(|e| e.0);
+        assert_eq!(e.as_deref(), Some("unknown key \"mqtt.urll\""));
+        let e = load("[mqtt]\nqos = 3\n").err().map(|e| e.0).unwrap_or_default();
+        assert!(e.contains("\"mqtt.qos\""), "{e}");
+        let e = load("[mqtt]\ntopic_prefix = \"a/#\"\n")
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("\"mqtt.topic_prefix\""), "{e}");
+        Ok(())
+    }
+
     #[test]
     fn escape_round_trip() {
         for s in ["rid-1581F5FJD", "a/b+c#d", "é %", ""] {
