@@ -11,6 +11,7 @@ pub mod browser;
 pub mod dbus;
 pub mod gpsd;
 pub mod proc;
+pub mod security;
 pub mod stack;
 pub mod ws;
 

@@ -6,7 +6,6 @@
 
 mod support;
 
-use ndefender_service::auth::sha256_hex;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::*;
@@ -16,14 +15,14 @@ const OPERATOR: &str = "operator-token-0123456789abcdef";
 const ADMIN: &str = "admin-token-0123456789abcdef";
 
 fn tokens_env() -> String {
-    format!(
-        "[{{name=\"wall\",role=\"viewer\",sha256=\"{}\"}},{{name=\"tablet\",role=\"operator\",sha256=\"{}\"}},{{name=\"chief\",role=\"admin\",sha256=\"{}\"}}]",
-        sha256_hex(VIEWER),
-        sha256_hex(OPERATOR),
-        sha256_hex(ADMIN)
-    )
+    ndefender_tests::security::tokens_env(&[
+        ("wall", "viewer", VIEWER),
+        ("tablet", "operator", OPERATOR),
+        ("chief", "admin", ADMIN),
+    ])
 }
 
+/// The harness's request (`ndefender_tests::security::call`) with this file's error type.
 async fn call(
     method: reqwest::Method,
     url: &str,
@@ -31,22 +30,9 @@ async fn call(
     body: Option<(&str, &str)>,
     origin: Option<&str>,
 ) -> R<(u16, Value)> {
-    let mut r = reqwest::Client::new()
-        .request(method, url)
-        .timeout(Duration::from_secs(10));
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some((ct, b)) = body {
-        r = r.header("content-type", ct).body(b.to_owned());
-    }
-    if let Some(o) = origin {
-        r = r.header("origin", o);
-    }
-    let resp = r.send().await?;
-    let s = resp.status().as_u16();
-    let v = resp.json::<Value>().await.unwrap_or(Value::Null);
-    Ok((s, v))
+    ndefender_tests::security::call(method, url, token, body, origin)
+        .await
+        .map_err(|e| e as Box<dyn std::error::Error>)
 }
 
 async fn get(url: &str, token: Option<&str>) -> R<(u16, Value)> {
@@ -54,14 +40,8 @@ async fn get(url: &str, token: Option<&str>) -> R<(u16, Value)> {
 }
 
 async fn post(url: &str, token: Option<&str>, body: &str) -> R<(u16, Value)> {
-    call(
-        reqwest::Method::POST,
-        url,
-        token,
-        Some(("application/json", body)),
-        None,
-    )
-    .await
+    let body = Some(("application/json", body));
+    call(reqwest::Method::POST, url, token, body, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

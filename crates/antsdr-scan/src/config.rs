@@ -404,18 +404,7 @@ impl Default for ReplayConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LogConfig {
-    /// Filter used when `RUST_LOG` is unset.
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { level: "info".into() }
-    }
-}
+pub use ndefender_service::daemon::LogConfig;
 
 fn err<T>(key: &str, msg: impl Into<String>) -> Result<T, (String, String)> {
     Err((key.to_owned(), msg.into()))

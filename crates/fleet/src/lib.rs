@@ -19,48 +19,30 @@ use axum::extract::State as AxState;
 use axum::response::Response;
 use axum::routing::get;
 use ndefender_contract::command::ContactList;
-use ndefender_contract::time::{Clock, SystemClock};
+use ndefender_contract::time::Clock;
 use ndefender_contract::{ErrorStyle, Source, TimestampField};
-use ndefender_hub::{Hub, HubConfig};
-use ndefender_service::http::{json_ok, Conventions};
-use ndefender_service::lifecycle::{self, systemd};
+use ndefender_hub::Hub;
+use ndefender_service::daemon::{self, Site};
+use ndefender_service::http::json_ok;
+use ndefender_service::lifecycle;
 use ndefender_service::mqtt::topic_unescape;
 use ndefender_service::Shutdown;
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const WS_PATH: &str = "/api/v1/ws";
 
-fn hub_config(cfg: &FleetConfig) -> HubConfig {
-    let s = &cfg.server;
-    HubConfig {
-        source: Source::Aggregator,
-        time_field: TimestampField::TimestampMs,
-        error_style: ErrorStyle::Detail,
-        max_clients: s.max_clients,
-        client_queue: s.client_queue,
-        replay_buffer: s.replay_buffer,
-        heartbeat_ms: s.heartbeat_ms,
-        ping_interval_s: s.ping_interval_s,
-        send_timeout_s: s.send_timeout_s,
-        max_frame_bytes: s.max_frame_bytes,
-        max_patterns: s.max_patterns,
-        api_key: s.api_key.clone(),
-        allowed_origins: s.allowed_origins.clone(),
-    }
-}
-
-pub async fn run(cfg: FleetConfig, shutdown: Shutdown) -> std::io::Result<()> {
-    run_with_clock(cfg, shutdown, Arc::new(SystemClock)).await
-}
-
-pub async fn run_with_clock(cfg: FleetConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -> std::io::Result<()> {
+/// Runs the daemon until `shutdown` fires.
+pub async fn run(cfg: FleetConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -> std::io::Result<()> {
+    let listener = lifecycle::listen("fleet", &cfg.server.bind).await?;
     let cfg = Arc::new(cfg);
-    let listener = lifecycle::bind(&cfg.server.bind).await?;
-    tracing::info!(bind = %cfg.server.bind, "fleet listening");
     let fleet = Fleet::new(clock);
-    let hub = Hub::new(hub_config(&cfg), Arc::new(fleet.clone()));
+    let hub = Hub::new(
+        cfg.server
+            .hub_config(Source::Aggregator, TimestampField::TimestampMs, ErrorStyle::Detail),
+        Arc::new(fleet.clone()),
+    );
     fleet.attach_hub(hub.clone());
 
     let mqtt = tokio::spawn(subscriber(cfg.clone(), fleet.clone(), shutdown.clone())?);
@@ -73,27 +55,21 @@ pub async fn run_with_clock(cfg: FleetConfig, shutdown: Shutdown, clock: Arc<dyn
         .route("/api/v1/kits", get(kits))
         .with_state(fleet.clone())
         .route(WS_PATH, hub.ws_route());
-    let conv = Conventions::new(
-        ErrorStyle::Detail,
-        &cfg.server.api_key,
-        &cfg.server.allowed_origins,
-        cfg.server.cors_max_age_s,
-    )
-    .with_ws_paths(&[WS_PATH]);
-    let flag = conv.shutting_down.clone();
-    let app = ndefender_service::http::apply(app, conv);
-    systemd::ready();
-    let hub_for_drain = hub.clone();
-    let opts =
-        ndefender_service::listen::ServeOptions::plain(Arc::new(ndefender_service::metrics::HttpMetrics::default()));
-    lifecycle::serve(listener, app, opts, shutdown, Some(flag), async move {
+    // Read-only: every route is a viewer's, so there is no command to audit.
+    let site = Site {
+        name: "fleet",
+        server: &cfg.server,
+        audit: None,
+        style: ErrorStyle::Detail,
+        ws_paths: &[WS_PATH],
+        operator_routes: &[],
+        metrics: Arc::default(),
+    };
+    daemon::serve(site, listener, app, shutdown, async move {
         let _ = tokio::time::timeout(Duration::from_secs(2), mqtt).await;
-        hub_for_drain.shutdown().await;
+        hub.shutdown().await;
     })
-    .await?;
-    systemd::stopping();
-    tracing::info!("fleet stopped");
-    Ok(())
+    .await
 }
 
 type S = AxState<Fleet>;
@@ -127,16 +103,9 @@ async fn kits(AxState(f): S) -> Response {
 }
 
 async fn ticker(cfg: Arc<FleetConfig>, fleet: Fleet, shutdown: Shutdown) {
-    let mut tick = tokio::time::interval(Duration::from_millis(cfg.fleet.update_min_interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ttl_ms = (cfg.fleet.contact_ttl_s * 1000.0) as u64;
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = &mut stop => return,
-        }
+    let mut ticks = shutdown.ticks(Duration::from_millis(cfg.fleet.update_min_interval_ms));
+    while ticks.next().await {
         fleet.mutate(|st| st.expire(ttl_ms));
         fleet.system_update_if_dirty();
     }
@@ -184,11 +153,7 @@ fn subscriber(
     net.set_connection_timeout(5);
     eventloop.set_network_options(net);
     let prefix = m.topic_prefix.clone();
-    let q = match m.qos {
-        0 => QoS::AtMostOnce,
-        2 => QoS::ExactlyOnce,
-        _ => QoS::AtLeastOnce,
-    };
+    let q = m.qos();
     let max_backoff = Duration::from_secs_f64(m.reconnect_max_s);
     Ok(async move {
         let stop = shutdown.wait();

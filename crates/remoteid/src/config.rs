@@ -8,33 +8,30 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct EngineConfig {
     pub server: ServerConfig,
+    pub audit: AuditConfig,
     pub output: OutputConfig,
     pub monitor: MonitorConfig,
     pub replay: ReplayConfig,
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ServerConfig {
-    pub bind: String,
-    pub api_key: String,
-    pub max_clients: usize,
-    pub heartbeat_ms: u64,
-    pub allowed_origins: Vec<String>,
+/// The engine's defaults of the shared sections.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Defaults;
+
+impl ndefender_service::server::Defaults for Defaults {
+    const BIND: &'static str = "127.0.0.1:9001";
+    const MAX_CLIENTS: usize = 16;
+    const HEARTBEAT_MS: u64 = 2000;
+    const AUDIT_PATH: &'static str = "/var/lib/ndefender/remoteid/audit.jsonl";
+    /// The aggregator tails the JSONL; WebSocket clients here are few and local.
+    const REPLAY_BUFFER: usize = 1024;
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            bind: "127.0.0.1:9001".into(),
-            api_key: String::new(),
-            max_clients: 16,
-            heartbeat_ms: 2000,
-            allowed_origins: vec!["*".into()],
-        }
-    }
-}
+/// `[server]`: the section every daemon shares (ndefender-service).
+pub type ServerConfig = ndefender_service::server::ServerSection<Defaults>;
+pub type AuditConfig = ndefender_service::server::AuditConfig<Defaults>;
+pub use ndefender_service::daemon::LogConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -120,27 +117,11 @@ impl Default for ReplayConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LogConfig {
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { level: "info".into() }
-    }
-}
-
 impl Validate for EngineConfig {
     fn validate(&self) -> Result<(), (String, String)> {
         let bad = |k: &str, m: &str| Err((k.to_owned(), m.to_owned()));
-        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
-            return bad("server.bind", "not an address:port");
-        }
-        if self.server.max_clients == 0 {
-            return bad("server.max_clients", "must be at least 1");
-        }
+        self.server.validate("server")?;
+        self.audit.validate()?;
         if self.output.jsonl_path.is_empty() {
             return bad("output.jsonl_path", "must not be empty");
         }

@@ -18,12 +18,13 @@ use ndefender_contract::contact::{RemoteIdContact, RemoteIdSourceTag, RemoteIdTa
 use ndefender_contract::devices::{RemoteIdReplayStateBody, RemoteIdStateBody, RemoteIdStats};
 use ndefender_contract::enums::{RemoteIdHealth, RemoteIdMode, Severity};
 use ndefender_contract::envelope::{Envelope, TimestampField};
-use ndefender_contract::time::{Clock, SystemClock};
+use ndefender_contract::time::Clock;
 use ndefender_contract::{ErrorStyle, Source};
-use ndefender_hub::{Greeting, GreetingSource, Hub, HubConfig};
-use ndefender_service::http::{json_ok, ApiError, Conventions};
-use ndefender_service::lifecycle::{self, systemd};
-use ndefender_service::{config, Shutdown};
+use ndefender_hub::{Greeting, GreetingSource, Hub};
+use ndefender_service::daemon::{self, Site};
+use ndefender_service::http::{json_ok, ApiError};
+use ndefender_service::lifecycle;
+use ndefender_service::Shutdown;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -303,24 +304,6 @@ impl GreetingSource for Greeter {
     }
 }
 
-fn hub_config(cfg: &EngineConfig) -> HubConfig {
-    HubConfig {
-        source: Source::Remoteid,
-        time_field: TimestampField::TimestampMs,
-        error_style: ErrorStyle::Detail,
-        max_clients: cfg.server.max_clients,
-        client_queue: 1024,
-        replay_buffer: 1024,
-        heartbeat_ms: cfg.server.heartbeat_ms,
-        ping_interval_s: 20.0,
-        send_timeout_s: 10.0,
-        max_frame_bytes: 65536,
-        max_patterns: 100,
-        api_key: cfg.server.api_key.clone(),
-        allowed_origins: cfg.server.allowed_origins.clone(),
-    }
-}
-
 /// The engine, its hub, and the engine thread with its stop flag.
 pub type Built = (Arc<Engine>, Hub, JoinHandle<()>, Arc<AtomicBool>);
 
@@ -329,7 +312,11 @@ pub fn build(cfg: EngineConfig, clock: Arc<dyn Clock>) -> std::io::Result<Built>
     let writer = JsonlWriter::open(Path::new(&cfg.output.jsonl_path), cfg.output.max_bytes)?;
     let (tx, rx) = sync_channel(FRAME_QUEUE);
     let slot = Arc::new(OnceLock::new());
-    let hub = Hub::new(hub_config(&cfg), Arc::new(Greeter(slot.clone())));
+    let hub = Hub::new(
+        cfg.server
+            .hub_config(Source::Remoteid, TimestampField::TimestampMs, ErrorStyle::Detail),
+        Arc::new(Greeter(slot.clone())),
+    );
     let engine = Arc::new(Engine {
         st: Mutex::new(EngineState {
             tracker: Tracker::new(RemoteIdMode::Live),
@@ -577,6 +564,10 @@ async fn replay_stop(State(e): S, body: Bytes) -> Response {
 
 pub const WS_PATHS: [&str; 1] = ["/api/v1/ws"];
 
+/// Command routes an operator may call (the capture and replay controls); every other
+/// command would be admin-only.
+pub const OPERATOR_ROUTES: &[&str] = &["/api/v1/monitor/", "/api/v1/replay/"];
+
 pub fn router(e: Arc<Engine>) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
@@ -593,8 +584,7 @@ pub fn router(e: Arc<Engine>) -> Router {
 
 /// Runs the daemon until `shutdown` fires.
 pub async fn run(cfg: EngineConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -> std::io::Result<()> {
-    let listener = lifecycle::bind(&cfg.server.bind).await?;
-    tracing::info!(bind = %cfg.server.bind, "remoteid listening");
+    let listener = lifecycle::listen("remoteid", &cfg.server.bind).await?;
     let (engine, hub, engine_thread, engine_stop) = build(cfg.clone(), clock)?;
     if cfg.monitor.autostart && cfg.monitor.source != SourceKind::None {
         let e = engine.clone();
@@ -614,20 +604,18 @@ pub async fn run(cfg: EngineConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -
         ws = ws.route(p, hub.ws_route());
     }
     let app = router(engine.clone()).merge(ws);
-    let conv = Conventions::new(
-        ErrorStyle::Detail,
-        &cfg.server.api_key,
-        &cfg.server.allowed_origins,
-        86400,
-    )
-    .with_ws_paths(&WS_PATHS);
-    let flag = conv.shutting_down.clone();
-    let app = ndefender_service::http::apply(app, conv);
-    systemd::ready();
-    let hub_for_drain = hub.clone();
-    let opts =
-        ndefender_service::listen::ServeOptions::plain(Arc::new(ndefender_service::metrics::HttpMetrics::default()));
-    lifecycle::serve(listener, app, opts, shutdown, Some(flag), async move {
+    let site = Site {
+        name: "remoteid",
+        server: &cfg.server,
+        audit: Some(&cfg.audit),
+        style: ErrorStyle::Detail,
+        ws_paths: &WS_PATHS,
+        operator_routes: OPERATOR_ROUTES,
+        metrics: Arc::default(),
+    };
+    // Sources stop first (their last lines reach the JSONL and the hub), then the hub
+    // closes every client with 1001.
+    daemon::serve(site, listener, app, shutdown, async move {
         let e = engine.clone();
         let _ = tokio::task::spawn_blocking(move || {
             e.stop_all();
@@ -635,48 +623,7 @@ pub async fn run(cfg: EngineConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -
             let _ = engine_thread.join();
         })
         .await;
-        hub_for_drain.shutdown().await;
+        hub.shutdown().await;
     })
-    .await?;
-    systemd::stopping();
-    tracing::info!("remoteid stopped");
-    Ok(())
-}
-
-/// The daemon's entry point (after the CLI subcommands).
-pub fn main(name: &str) -> ! {
-    let (cfg, args) = config::load_or_exit::<EngineConfig>(name);
-    if std::env::var_os("RUST_LOG").is_none() {
-        // Before any thread exists, so setting the variable is race-free.
-        std::env::set_var("RUST_LOG", &cfg.log.level);
-    }
-    lifecycle::init_logging();
-    if let Some(a) = args.extra.first() {
-        eprintln!("{name}: unknown argument {a:?}");
-        std::process::exit(2);
-    }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{name}: cannot start runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    let code = rt.block_on(async move {
-        let shutdown = Shutdown::new();
-        shutdown.listen_signals(|| {});
-        match run(cfg, shutdown, Arc::new(SystemClock)).await {
-            Ok(()) => 0,
-            Err(e) => {
-                tracing::error!(error = %e, "remoteid failed");
-                1
-            }
-        }
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    std::process::exit(code);
+    .await
 }

@@ -1,13 +1,21 @@
 //! The daemon skeleton: command line (`--config`, `--check-config`), config loading
 //! (exit 2 naming the key), logging, the runtime, signals, the run, and the exit code.
-//! Readiness, the watchdog and the shutdown order live in [`crate::lifecycle`], called
-//! by each daemon's `run` in the order its data flows need.
+//! [`serve`] is the end of every daemon's `run`: the REST conventions and the listener
+//! built from `[server]`, readiness, and the shutdown order around the daemon's own drain.
 
+use crate::audit::AuditLog;
 use crate::config::{self, DaemonArgs, Validate};
+use crate::http::Conventions;
+use crate::lifecycle::systemd;
+use crate::listen::ServeOptions;
+use crate::metrics::HttpMetrics;
+use crate::server::{AuditConfig, Defaults, ServerConfig};
 use crate::Shutdown;
+use ndefender_contract::ErrorStyle;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::sync::Arc;
 
 /// What a daemon may add to the common startup.
 pub struct Hooks<C> {
@@ -24,6 +32,20 @@ impl<C> Default for Hooks<C> {
             log_level: |_| None,
             offline: |_, _| None,
         }
+    }
+}
+
+/// `[log]` of the daemons that have one: the filter used when `RUST_LOG` is unset
+/// (a daemon's [`Hooks::log_level`] returns it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
     }
 }
 
@@ -65,4 +87,52 @@ where
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     std::process::exit(code);
+}
+
+/// What the serve path needs to know about one daemon besides its `[server]` section.
+pub struct Site<'a, D: Defaults> {
+    /// Names the daemon in the log lines.
+    pub name: &'static str,
+    pub server: &'a ServerConfig<D>,
+    /// Commands are appended to this trail; `None` for a daemon without commands.
+    pub audit: Option<&'a AuditConfig<D>>,
+    pub style: ErrorStyle,
+    pub ws_paths: &'a [&'a str],
+    /// Command paths an operator may call; every other command is admin-only.
+    pub operator_routes: &'a [&'a str],
+    /// Shared with the daemon's `/metrics` when it renders one.
+    pub metrics: Arc<HttpMetrics>,
+}
+
+/// Serves `app` as every daemon does: the conventions layer built from `[server]`
+/// (credentials and roles, Origin, JSON-only command bodies, the audit of commands), the
+/// listener with TLS, the header timeout and the connection cap; READY once it is about to
+/// accept; on shutdown, `before_drain` (inputs stop, the hub closes its clients), the
+/// in-flight grace, STOPPING.
+pub async fn serve<D, F>(
+    site: Site<'_, D>,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: Shutdown,
+    before_drain: F,
+) -> std::io::Result<()>
+where
+    D: Defaults,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let opts = ServeOptions::from_server(site.server, site.metrics.clone())?;
+    let mut conv = Conventions::from_server(site.style, site.server)
+        .with_ws_paths(site.ws_paths)
+        .with_operator_routes(site.operator_routes)
+        .with_http_metrics(site.metrics);
+    if let Some(a) = site.audit {
+        conv = conv.with_audit(Arc::new(AuditLog::new(&a.path, a.max_bytes)));
+    }
+    let flag = conv.shutting_down.clone();
+    let app = crate::http::apply(app, conv);
+    systemd::ready();
+    crate::lifecycle::serve(listener, app, opts, shutdown, Some(flag), before_drain).await?;
+    systemd::stopping();
+    tracing::info!("{} stopped", site.name);
+    Ok(())
 }

@@ -97,6 +97,41 @@ where
     crate::listen::run(listener, app, opts, trigger, before_drain, IN_FLIGHT_GRACE).await
 }
 
+/// The ticks of a periodic task that ends with the daemon (see [`Shutdown::ticks`]).
+pub struct Ticks {
+    interval: tokio::time::Interval,
+    stop: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Ticks {
+    /// Waits for the next tick; false once shutdown fired (the task then returns).
+    pub async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.interval.tick() => true,
+            _ = &mut self.stop => false,
+        }
+    }
+}
+
+impl Shutdown {
+    /// Every `period` until shutdown; a late tick is delayed, never bunched with the next.
+    pub fn ticks(&self, period: Duration) -> Ticks {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticks {
+            interval,
+            stop: Box::pin(self.wait()),
+        }
+    }
+}
+
+/// Binds the daemon's listener, naming the address in the error, and logs it.
+pub async fn listen(daemon: &str, addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let l = bind(addr).await?;
+    tracing::info!(bind = %addr, "{daemon} listening");
+    Ok(l)
+}
+
 /// Binds a TCP listener, naming the address in the error.
 pub async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)

@@ -3,16 +3,16 @@
 //! built from them; plus the TLS client configuration (PEM CA, optional client
 //! certificate) that the TAK output's `tls://` targets use as well.
 
-use rumqttc::{MqttOptions, Transport};
+use rumqttc::{MqttOptions, QoS, Transport};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-/// Where the broker is and how to authenticate. Flattened into each daemon's `[mqtt]`
-/// section by copying these fields (serde `flatten` would defeat the unknown-key check).
+/// Where the broker is and how to authenticate (part of [`Broker`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Endpoint {
     /// `mqtt://host:port` (default port 1883) or `mqtts://host:port` (default 8883).
     pub url: String,
@@ -84,8 +84,81 @@ pub fn is_loopback(host: &str) -> bool {
 
 pub const MQTT_SCHEMES: &[(&str, bool, u16)] = &[("mqtt", false, 1883), ("mqtts", true, 8883)];
 
-impl Endpoint {
-    pub fn loopback() -> Self {
+/// The `[mqtt]` keys the aggregator's uplink and the fleet daemon share: the broker, the
+/// credentials and TLS files, the topic prefix, the QoS and the connection timers. Each
+/// daemon flattens it into its own `[mqtt]` section next to its own keys (the config
+/// loader still names an unknown key in a flattened section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Broker {
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    /// Topics live under `<topic_prefix>/<kit_id>/`.
+    pub topic_prefix: String,
+    /// 0, 1 or 2 for every publish and subscription.
+    pub qos: u8,
+    pub keep_alive_s: u64,
+    /// Reconnect back-off doubles from 0.5 s up to this.
+    pub reconnect_max_s: f64,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Self {
+            endpoint: Endpoint::default(),
+            topic_prefix: "ndefender".into(),
+            qos: 1,
+            keep_alive_s: 15,
+            reconnect_max_s: 30.0,
+        }
+    }
+}
+
+impl std::ops::Deref for Broker {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl Broker {
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The configured QoS as rumqttc's.
+    pub fn qos(&self) -> QoS {
+        match self.qos {
+            0 => QoS::AtMostOnce,
+            2 => QoS::ExactlyOnce,
+            _ => QoS::AtLeastOnce,
+        }
+    }
+
+    /// Checks the keys; `Err((key, message))` with the key under `section`.
+    pub fn validate(&self, section: &str) -> Result<BrokerUrl, (String, String)> {
+        let k = |name: &str| format!("{section}.{name}");
+        let u = self.endpoint.validate(section)?;
+        let p = &self.topic_prefix;
+        if p.is_empty() || p.contains(['+', '#']) || p.starts_with('/') || p.ends_with('/') {
+            return Err((
+                k("topic_prefix"),
+                "a topic prefix without wildcards or leading/trailing '/'".into(),
+            ));
+        }
+        if self.qos > 2 {
+            return Err((k("qos"), "must be 0, 1 or 2".into()));
+        }
+        if !(self.reconnect_max_s.is_finite() && self.reconnect_max_s >= 0.5) {
+            return Err((k("reconnect_max_s"), "must be at least 0.5 seconds".into()));
+        }
+        Ok(u)
+    }
+}
+
+impl Default for Endpoint {
+    /// A broker on this machine without credentials.
+    fn default() -> Self {
         Self {
             url: "mqtt://127.0.0.1:1883".into(),
             username: String::new(),
@@ -95,7 +168,9 @@ impl Endpoint {
             client_key: String::new(),
         }
     }
+}
 
+impl Endpoint {
     /// Checks the keys; `Err((key, message))` with the key under `section`.
     pub fn validate(&self, section: &str) -> Result<BrokerUrl, (String, String)> {
         let k = |name: &str| format!("{section}.{name}");
@@ -253,7 +328,7 @@ mod tests {
 
     #[test]
     fn secure_by_default() {
-        let mut e = Endpoint::loopback();
+        let mut e = Endpoint::default();
         assert!(e.validate("mqtt").is_ok());
         e.url = "mqtt://broker.example:1883".into();
         assert_eq!(e.validate("mqtt").map_err(|(k, _)| k), Err("mqtt.username".to_owned()));
@@ -262,6 +337,45 @@ mod tests {
         assert!(e.validate("mqtt").is_ok());
         e.url = "mqtts://broker.example".into();
         assert_eq!(e.validate("mqtt").map_err(|(k, _)| k), Err("mqtt.ca_file".to_owned()));
+    }
+
+    /// Each daemon's `[mqtt]` flattens [`Broker`]: its keys sit beside the daemon's own,
+    /// an unknown key is still named, and the checks name the key under the section.
+    #[test]
+    fn broker_keys_flatten_into_a_section() -> Result<(), crate::config::ConfigError> {
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        struct Mqtt {
+            enabled: bool,
+            #[serde(flatten)]
+            broker: Broker,
+        }
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        struct Cfg {
+            mqtt: Mqtt,
+        }
+        impl crate::config::Validate for Cfg {
+            fn validate(&self) -> Result<(), (String, String)> {
+                self.mqtt.broker.validate("mqtt").map(|_| ())
+            }
+        }
+        let load = |t: &str| crate::config::load_str::<Cfg>(t, "test", Vec::new());
+        let c = load("[mqtt]\nenabled = true\nurl = \"mqtt://[::1]:1884\"\nqos = 2\n")?;
+        assert!(c.mqtt.enabled);
+        assert_eq!(c.mqtt.broker.url, "mqtt://[::1]:1884");
+        assert_eq!(c.mqtt.broker.qos(), QoS::ExactlyOnce);
+        assert_eq!(c.mqtt.broker.topic_prefix, "ndefender");
+        let e = load("[mqtt]\nurll = \"mqtt://x\"\n").err().map(|e| e.0);
+        assert_eq!(e.as_deref(), Some("unknown key \"mqtt.urll\""));
+        let e = load("[mqtt]\nqos = 3\n").err().map(|e| e.0).unwrap_or_default();
+        assert!(e.contains("\"mqtt.qos\""), "{e}");
+        let e = load("[mqtt]\ntopic_prefix = \"a/#\"\n")
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(e.contains("\"mqtt.topic_prefix\""), "{e}");
+        Ok(())
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub trait Defaults: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static 
     const HEARTBEAT_MS: u64;
     /// Where the audit trail goes unless `audit.path` says otherwise.
     const AUDIT_PATH: &'static str;
+    /// Envelopes queued per WebSocket client, and kept for `since` resumption.
+    const CLIENT_QUEUE: usize = 1024;
+    const REPLAY_BUFFER: usize = 4096;
 }
 
 /// HTTP, credentials and connection keys (`[server]`, the scanner's `[api]`).
@@ -87,8 +90,8 @@ impl<D: Defaults> Default for HubSection<D> {
     fn default() -> Self {
         Self {
             heartbeat_ms: D::HEARTBEAT_MS,
-            client_queue: 1024,
-            replay_buffer: 4096,
+            client_queue: D::CLIENT_QUEUE,
+            replay_buffer: D::REPLAY_BUFFER,
             ping_interval_s: 20.0,
             send_timeout_s: 10.0,
             max_frame_bytes: 65536,

@@ -1,71 +1,48 @@
 //! `[mqtt]` and `[tak]` of config/aggregator.toml (issue 15).
 
-use ndefender_service::mqtt::{self, Endpoint};
+use ndefender_service::mqtt::{self, Broker};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MqttConfig {
     pub enabled: bool,
-    /// `mqtt://host:port` or `mqtts://host:port` (then `ca_file`, optional client cert).
-    pub url: String,
-    pub username: String,
-    pub password: String,
-    pub ca_file: String,
-    pub client_cert: String,
-    pub client_key: String,
+    /// `url` (`mqtt://host:port` or `mqtts://host:port` with `ca_file`, optional client
+    /// cert), credentials, `topic_prefix`, `qos`, timers: shared with the fleet daemon.
+    #[serde(flatten)]
+    pub broker: Broker,
     /// Empty: the host name.
     pub kit_id: String,
-    pub topic_prefix: String,
-    /// 0, 1 or 2 for every publish.
-    pub qos: u8,
     pub ha_discovery: bool,
     pub ha_prefix: String,
     /// Messages kept while the broker is unreachable (oldest `events` dropped first).
     pub buffer: usize,
     /// `status` at most this often.
     pub status_interval_ms: u64,
-    pub keep_alive_s: u64,
-    /// Reconnect back-off doubles from 0.5 s up to this.
-    pub reconnect_max_s: f64,
 }
 
 impl Default for MqttConfig {
     fn default() -> Self {
-        let e = Endpoint::loopback();
         Self {
             enabled: false,
-            url: e.url,
-            username: e.username,
-            password: e.password,
-            ca_file: e.ca_file,
-            client_cert: e.client_cert,
-            client_key: e.client_key,
+            broker: Broker::default(),
             kit_id: String::new(),
-            topic_prefix: "ndefender".into(),
-            qos: 1,
             ha_discovery: true,
             ha_prefix: "homeassistant".into(),
             buffer: 10_000,
             status_interval_ms: 1000,
-            keep_alive_s: 15,
-            reconnect_max_s: 30.0,
         }
     }
 }
 
-impl MqttConfig {
-    pub fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            url: self.url.clone(),
-            username: self.username.clone(),
-            password: self.password.clone(),
-            ca_file: self.ca_file.clone(),
-            client_cert: self.client_cert.clone(),
-            client_key: self.client_key.clone(),
-        }
+impl std::ops::Deref for MqttConfig {
+    type Target = Broker;
+    fn deref(&self) -> &Broker {
+        &self.broker
     }
+}
 
+impl MqttConfig {
     /// The configured kit id, or the host name.
     pub fn kit_id(&self) -> String {
         if self.kit_id.is_empty() {
@@ -79,8 +56,7 @@ impl MqttConfig {
         if !self.enabled {
             return Ok(());
         }
-        self.endpoint().validate("mqtt")?;
-        validate_prefix_and_qos(&self.topic_prefix, self.qos)?;
+        self.broker.validate("mqtt")?;
         if self.kit_id.contains(['/', '+', '#']) {
             return Err(("mqtt.kit_id".into(), "may not contain '/', '+' or '#'".into()));
         }
@@ -93,25 +69,8 @@ impl MqttConfig {
         if self.status_interval_ms == 0 {
             return Err(("mqtt.status_interval_ms".into(), "must be positive".into()));
         }
-        if !(self.reconnect_max_s.is_finite() && self.reconnect_max_s >= 0.5) {
-            return Err(("mqtt.reconnect_max_s".into(), "must be at least 0.5 seconds".into()));
-        }
         Ok(())
     }
-}
-
-/// Shared by the fleet daemon's `[mqtt]`.
-pub fn validate_prefix_and_qos(prefix: &str, qos: u8) -> Result<(), (String, String)> {
-    if prefix.is_empty() || prefix.contains(['+', '#']) || prefix.starts_with('/') || prefix.ends_with('/') {
-        return Err((
-            "mqtt.topic_prefix".into(),
-            "a topic prefix without wildcards or leading/trailing '/'".into(),
-        ));
-    }
-    if qos > 2 {
-        return Err(("mqtt.qos".into(), "must be 0, 1 or 2".into()));
-    }
-    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
