@@ -12,6 +12,7 @@ pub mod dbus;
 pub mod gpsd;
 pub mod http;
 pub mod proc;
+pub mod prop;
 pub mod stack;
 pub mod ws;
 
