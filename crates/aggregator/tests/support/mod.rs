@@ -143,3 +143,10 @@ pub async fn get_json(url: &str) -> R<(u16, reqwest::header::HeaderMap, Value)> 
     let v = r.json()?;
     Ok((r.status, r.headers, v))
 }
+
+/// POST a JSON value: status, headers and the JSON answer.
+pub async fn post_json(url: &str, body: &Value) -> R<(u16, reqwest::header::HeaderMap, Value)> {
+    let r = ndefender_tests::http::post(url, &body.to_string()).await?;
+    let v = r.json()?;
+    Ok((r.status, r.headers, v))
+}
