@@ -62,21 +62,8 @@ fuzz_target!(|data: &[u8]| {
         let feed = if (mask >> (i % 8)) & 1 == 0 { Feed::RemoteId } else { Feed::Antsdr };
         let before = st.counters(feed).clone();
         let (outcome, emitted) = match feed {
-            Feed::RemoteId => match remoteid::apply_line(&mut st, line) {
-                remoteid::Outcome::Emitted(k) => ("accepted", Some(k)),
-                remoteid::Outcome::Malformed => ("malformed", None),
-                remoteid::Outcome::Invalid => ("invalid", None),
-                remoteid::Outcome::Stale => ("stale", None),
-                remoteid::Outcome::TestMarker => ("test_marker", None),
-                remoteid::Outcome::UnknownLost => ("unknown_lost", None),
-            },
-            Feed::Antsdr => match antsdr::apply_line(&mut st, line) {
-                antsdr::Outcome::Emitted(k) => ("accepted", Some(k)),
-                antsdr::Outcome::Malformed => ("malformed", None),
-                antsdr::Outcome::Invalid => ("invalid", None),
-                antsdr::Outcome::Stale => ("stale", None),
-                antsdr::Outcome::UnknownLost => ("unknown_lost", None),
-            },
+            Feed::RemoteId => remoteid::apply_line(&mut st, line).counted(),
+            Feed::Antsdr => antsdr::apply_line(&mut st, line).counted(),
         };
         let after = st.counters(feed).clone();
         assert_eq!(total(&after), total(&before) + 1, "{feed:?} line counted {} times: {line}", total(&after) - total(&before));

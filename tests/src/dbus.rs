@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 const S10: Duration = Duration::from_secs(10);
 
-/// True (after printing the SKIPPED line) when `tool` is not installed.
-pub fn missing(tool: &str) -> bool {
-    let found = match tool {
+/// Whether `tool` is installed (`python3-dbusmock`: the Python module).
+pub fn installed(tool: &str) -> bool {
+    match tool {
         "python3-dbusmock" => Command::new("/usr/bin/python3")
             .args(["-c", "import dbusmock"])
             .stdout(Stdio::null())
@@ -22,7 +22,20 @@ pub fn missing(tool: &str) -> bool {
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success()),
-    };
+    }
+}
+
+/// Why the private bus cannot run here (`dbus-daemon` or python-dbusmock missing), if so.
+pub fn unavailable() -> Option<String> {
+    ["dbus-daemon", "python3-dbusmock"]
+        .into_iter()
+        .find(|t| !installed(t))
+        .map(|t| format!("{t} missing (scripts/deps.sh installs it)"))
+}
+
+/// True (after printing the SKIPPED line) when `tool` is not installed.
+pub fn missing(tool: &str) -> bool {
+    let found = installed(tool);
     if !found {
         println!("SKIPPED: {tool} missing");
     }
@@ -187,4 +200,32 @@ pub async fn calls(conn: &zbus::Connection, dest: &str, path: &str, method: &str
     let m = dcall(conn, dest, path, MOCK, "GetMethodCalls", &(method,)).await?;
     let v: Vec<(u64, Vec<zbus::OwnedVariant>)> = m.body().deserialize()?;
     Ok(v.into_iter().map(|(_, a)| a).collect())
+}
+
+/// python-dbusmock's `bluez5` template on `bus` with adapter `hci0` (alias "kit") and the
+/// given `(address, name)` devices, and a connection to the bus.
+pub async fn bluez(bus: &PrivateBus, devices: &[(&str, &str)]) -> R<(Mock, zbus::Connection)> {
+    let mock = Mock::start(bus, "org.bluez", "bluez5", None).await?;
+    let c = bus.connect().await?;
+    dcall(
+        &c,
+        "org.bluez",
+        "/org/bluez",
+        "org.bluez.Mock",
+        "AddAdapter",
+        &("hci0", "kit"),
+    )
+    .await?;
+    for (addr, name) in devices {
+        dcall(
+            &c,
+            "org.bluez",
+            "/org/bluez",
+            "org.bluez.Mock",
+            "AddDevice",
+            &("hci0", *addr, *name),
+        )
+        .await?;
+    }
+    Ok((mock, c))
 }

@@ -18,27 +18,85 @@ pub enum End {
     Dropped,
 }
 
+/// The one WebSocket client of every crate's tests: each text frame must be a JSON
+/// envelope that the contract's schemas accept (and, when [`Ws::source`] was set, that
+/// names this source); anything else fails the read.
 pub struct Ws {
     stream: Stream,
-    /// The snapshot frames sent on connect (the first frame at least).
+    /// The first frame read by [`Ws::connect`] (`Null` after [`Ws::open`]).
     pub greeting: Value,
     /// Set once the stream has ended.
     pub end: Option<End>,
+    source: Option<&'static str>,
 }
 
 impl Ws {
     /// Connects and waits for the first frame: only events published after it reach
     /// this client (the hub registers a client once the upgrade completed).
     pub async fn connect(url: &str) -> R<Ws> {
+        let mut ws = Ws::open(url).await?;
+        ws.greeting = ws.next(Duration::from_secs(10)).await?.ok_or("no greeting")?;
+        Ok(ws)
+    }
+
+    /// Connects without reading anything (for daemons whose greeting the test reads itself).
+    pub async fn open(url: &str) -> R<Ws> {
         let (stream, _) =
             tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url)).await??;
-        let mut ws = Ws {
+        Ok(Ws {
             stream,
             greeting: Value::Null,
             end: None,
-        };
-        ws.greeting = ws.next(Duration::from_secs(10)).await?.ok_or("no greeting")?;
-        Ok(ws)
+            source: None,
+        })
+    }
+
+    /// From now on every envelope must name `source` (e.g. `"system"`).
+    pub fn source(mut self, source: &'static str) -> Ws {
+        self.source = Some(source);
+        self
+    }
+
+    /// The HTTP answer to an upgrade the server refused: status, `Retry-After` and the JSON
+    /// body; None when the upgrade was accepted.
+    pub async fn refused(url: &str) -> R<Option<(u16, Option<String>, Value)>> {
+        let attempt = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url)).await?;
+        match attempt {
+            Ok(_) => Ok(None),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let retry = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice(b).ok())
+                    .unwrap_or(Value::Null);
+                Ok(Some((resp.status().as_u16(), retry, body)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The close code the server sent, once the stream ended with a close frame.
+    pub fn close_code(&self) -> Option<u16> {
+        match self.end {
+            Some(End::Close(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The next `n` envelopes (e.g. a daemon's multi-frame greeting); fails if one is
+    /// missing after 5 s.
+    pub async fn frames(&mut self, n: usize) -> R<Vec<Value>> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let v = self.next(Duration::from_secs(5)).await?;
+            out.push(v.ok_or_else(|| format!("frame {} of {n} missing (end: {:?})", i + 1, self.end))?);
+        }
+        Ok(out)
     }
 
     /// The next envelope, validated, or None on timeout or end of stream (see `end`).
@@ -62,6 +120,11 @@ impl Ws {
                     schemas()
                         .validate_envelope(&v)
                         .map_err(|e| format!("invalid envelope {v}: {e}"))?;
+                    if let Some(want) = self.source {
+                        if v.get("source").and_then(Value::as_str) != Some(want) {
+                            return Err(format!("source is not {want}: {v}").into());
+                        }
+                    }
                     return Ok(Some(v));
                 }
                 Message::Close(f) => {
@@ -92,6 +155,10 @@ impl Ws {
         let mut out = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            // A busy stream would otherwise keep delivering ready frames past the deadline.
+            if left.is_zero() {
+                return Ok(out);
+            }
             match self.next(left).await? {
                 Some(v) => out.push(v),
                 None => return Ok(out),
@@ -113,7 +180,12 @@ impl Ws {
     }
 
     pub async fn send_text(&mut self, t: &str) -> R {
-        self.stream.send(Message::text(t)).await?;
+        self.send(Message::text(t)).await
+    }
+
+    /// Sends any frame (binary, oversized, ping...).
+    pub async fn send(&mut self, m: Message) -> R {
+        self.stream.send(m).await?;
         Ok(())
     }
 
@@ -128,6 +200,11 @@ impl Ws {
             .await;
         Ok(())
     }
+}
+
+/// `type` of an envelope ("" when absent).
+pub fn kind(v: &Value) -> &str {
+    v.get("type").and_then(Value::as_str).unwrap_or("")
 }
 
 /// `data.id` of an envelope, if any.

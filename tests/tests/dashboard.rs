@@ -45,6 +45,20 @@ fn ids_of(list: &Value, kind: &str) -> Vec<String> {
 }
 
 /// A JS string literal.
+/// Night, then day: switches the page to the theme, lets it settle, saves `file(theme)`.
+async fn shoot_themes(b: &Browser, file: impl Fn(&str) -> std::path::PathBuf) -> R {
+    for theme in ["night", "day"] {
+        b.eval(&format!(
+            "(document.body.dataset.theme === {t} || document.getElementById('theme').click(), true)",
+            t = js(theme)
+        ))
+        .await?;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        b.screenshot(&file(theme)).await?;
+    }
+    Ok(())
+}
+
 fn js(s: &str) -> String {
     Value::String(s.to_owned()).to_string()
 }
@@ -109,16 +123,7 @@ async fn run(s: &mut Stack, b: &Browser, base: &str) -> R {
     b.eval("document.getElementById('t-contacts').click()").await?;
     for (w, h, name) in [(1024u32, 600u32, "kiosk"), (390, 844, "phone")] {
         b.set_viewport(w, h).await?;
-        for theme in ["night", "day"] {
-            b.eval(&format!(
-                "(document.body.dataset.theme === {t} || document.getElementById('theme').click(), true)",
-                t = js(theme)
-            ))
-            .await?;
-            tokio::time::sleep(Duration::from_millis(600)).await;
-            b.screenshot(&shots.join(format!("dashboard-{name}-{theme}.png")))
-                .await?;
-        }
+        shoot_themes(b, |theme| shots.join(format!("dashboard-{name}-{theme}.png"))).await?;
     }
     b.set_viewport(1024, 600).await?;
     b.eval("document.getElementById('t-rf').click()").await?;
@@ -292,16 +297,7 @@ async fn history(s: &Stack, b: &Browser) -> R {
     assert!(shown.as_str().is_some_and(|t| t.starts_with("Saved ")), "{shown}");
 
     let shots = browser::shots_dir();
-    for theme in ["night", "day"] {
-        b.eval(&format!(
-            "(document.body.dataset.theme === {t} || document.getElementById('theme').click(), true)",
-            t = js(theme)
-        ))
-        .await?;
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        b.screenshot(&shots.join(format!("dashboard-kiosk-{theme}-history.png")))
-            .await?;
-    }
+    shoot_themes(b, |theme| shots.join(format!("dashboard-kiosk-{theme}-history.png"))).await?;
     b.set_viewport(390, 844).await?;
     tokio::time::sleep(Duration::from_millis(600)).await;
     b.screenshot(&shots.join("dashboard-phone-day-history.png")).await?;

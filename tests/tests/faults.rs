@@ -30,15 +30,10 @@ async fn metrics(url: &str) -> R<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregator_killed_mid_stream_loses_no_line() -> R {
     const N: u64 = 3000;
-    let mut s = Stack::start(StackOptions {
-        drones: 0,
-        esp32: false,
-        aggregator_env: vec![
-            kv("NDEFENDER_CONTACTS__MAX_PER_KIND", "100000"),
-            kv("NDEFENDER_REMOTEID__CONTACT_TTL_S", "600"),
-        ],
-        ..StackOptions::default()
-    })
+    let mut s = without_simulators(&[
+        ("NDEFENDER_CONTACTS__MAX_PER_KIND", "100000"),
+        ("NDEFENDER_REMOTEID__CONTACT_TTL_S", "600"),
+    ])
     .await?;
     // Contacts live in memory: what the first process published before it died is
     // what its clients got; the new process resumes from its checkpoint. Nothing is
@@ -117,6 +112,17 @@ async fn aggregator_killed_mid_stream_loses_no_line() -> R {
     Ok(())
 }
 
+/// The stack without the ESP32 emulator and RemoteID simulator, with `aggregator_env`.
+async fn without_simulators(aggregator_env: &[(&str, &str)]) -> R<Stack> {
+    Stack::start(StackOptions {
+        drones: 0,
+        esp32: false,
+        aggregator_env: aggregator_env.iter().map(|(k, v)| kv(k, v)).collect(),
+        ..StackOptions::default()
+    })
+    .await
+}
+
 async fn rf_state(s: &Stack) -> R<(Value, Value)> {
     let (_, v) = get_json(&s.aggregator.url("/api/v1/status")).await?;
     Ok((v["rf"]["status"].clone(), v["antsdr"]["connected"].clone()))
@@ -124,15 +130,10 @@ async fn rf_state(s: &Stack) -> R<(Value, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scanner_stopped_rf_goes_offline_and_recovers() -> R {
-    let mut s = Stack::start(StackOptions {
-        drones: 0,
-        esp32: false,
-        aggregator_env: vec![
-            kv("NDEFENDER_ANTSDR__STALE_S", "2.0"),
-            kv("NDEFENDER_ANTSDR__POLL_INTERVAL_S", "0.5"),
-        ],
-        ..StackOptions::default()
-    })
+    let mut s = without_simulators(&[
+        ("NDEFENDER_ANTSDR__STALE_S", "2.0"),
+        ("NDEFENDER_ANTSDR__POLL_INTERVAL_S", "0.5"),
+    ])
     .await?;
     let mut ws = Ws::connect(&s.aggregator.ws("/api/v1/ws")).await?;
     eventually(MIN, "rf ok with the scanner up", || async {

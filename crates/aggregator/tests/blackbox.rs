@@ -21,7 +21,7 @@ async fn greeting_then_contacts_flow_and_rest_bodies_are_valid() -> R {
     let dir = tempfile::tempdir()?;
     let d = Daemon::start(dir.path(), &[]).await?;
     let mut ws = Ws::connect(&d.ws_url()).await?;
-    let first = ws.greeting.clone().ok_or("no greeting")?;
+    let first = ws.greeting.clone();
     assert_eq!(kind(&first), "SYSTEM_UPDATE");
     assert_eq!(first["source"], "aggregator");
 
@@ -259,10 +259,8 @@ async fn rotation_truncation_burst_garbage_and_recreate() -> R {
 /// Ids seen by a run: CONTACT_NEW events on the socket plus contacts in its greeting snapshot.
 async fn ids_of_run(ws: &mut Ws, until_quiet: Duration) -> R<Vec<String>> {
     let mut ids = Vec::new();
-    if let Some(g) = &ws.greeting {
-        for c in g["data"]["contacts"].as_array().into_iter().flatten() {
-            ids.push(c["id"].as_str().unwrap_or_default().to_owned());
-        }
+    for c in ws.greeting["data"]["contacts"].as_array().into_iter().flatten() {
+        ids.push(c["id"].as_str().unwrap_or_default().to_owned());
     }
     // A reset (kill -9) ends the run like a close does.
     while let Ok(Some(v)) = ws.next(until_quiet).await {
@@ -305,7 +303,7 @@ async fn restart_mid_stream(hard: bool) -> R<(Vec<String>, Vec<String>, u64)> {
         assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
     }
     let run1 = ids_of_run(&mut ws, Duration::from_millis(500)).await?;
-    writer.await?.map_err(|e| -> Box<dyn std::error::Error> { e.into() })?;
+    writer.await??;
     d.spawn().await?;
     let mut ws = Ws::connect(&d.ws_url()).await?;
     let run2 = ids_of_run(&mut ws, Duration::from_millis(1500)).await?;
@@ -339,24 +337,15 @@ async fn kill9_mid_stream_loses_nothing() -> R {
 
 #[tokio::test]
 async fn sigterm_closes_clients_with_1001_and_writes_final_checkpoint() -> R {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir()?;
     let mut d = Daemon::start(dir.path(), &[]).await?;
     append(&d.rid_path(), &seq_lines(0..20))?;
-    let (mut raw, _) = tokio_tungstenite::connect_async(d.ws_url()).await?;
+    let mut ws = Ws::open(&d.ws_url()).await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, took) = d.terminate()?;
     assert!(status.success());
     assert!(took < Duration::from_secs(5));
-    let mut code = None;
-    while let Ok(Some(m)) = tokio::time::timeout(S5, raw.next()).await {
-        if let Ok(Message::Close(Some(f))) = m {
-            code = Some(u16::from(f.code));
-            break;
-        }
-    }
-    assert_eq!(code, Some(1001));
+    assert_eq!(ws.until_end(S5).await?, ndefender_tests::ws::End::Close(1001));
     let cp: Value = serde_json::from_str(&std::fs::read_to_string(d.state_dir().join("tail-remoteid.json"))?)?;
     assert_eq!(cp["offset"].as_u64(), Some(std::fs::metadata(d.rid_path())?.len()));
     Ok(())
@@ -457,27 +446,18 @@ async fn system_update_is_coalesced_and_ends_on_the_latest_state() -> R {
 
 #[tokio::test]
 async fn client_limit_and_binary_frames() -> R {
-    use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir()?;
     let d = Daemon::start(dir.path(), &[("NDEFENDER_SERVER__MAX_CLIENTS", "2")]).await?;
     let mut a = Ws::connect(&d.ws_url()).await?;
     let _b = Ws::connect(&d.ws_url()).await?;
-    match tokio_tungstenite::connect_async(d.ws_url()).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status().as_u16(), 429);
-            assert_eq!(
-                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()),
-                Some("5")
-            );
-            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or_default())?;
-            assert_eq!(body, json!({"detail":"client_limit_reached"}));
-        }
-        other => return Err(format!("third client was not refused: {:?}", other.map(|_| ())).into()),
-    }
+    let (status, retry, body) = Ws::refused(&d.ws_url()).await?.ok_or("third client was not refused")?;
+    assert_eq!(status, 429);
+    assert_eq!(retry.as_deref(), Some("5"));
+    assert_eq!(body, json!({"detail":"client_limit_reached"}));
     // a binary frame leaves the connection open
-    a.stream.send(Message::Binary(vec![1u8, 2, 3].into())).await?;
-    a.stream.send(Message::text(r#"{"action":"ping","id":"p1"}"#)).await?;
+    a.send(Message::Binary(vec![1u8, 2, 3].into())).await?;
+    a.send(Message::text(r#"{"action":"ping","id":"p1"}"#)).await?;
     let pong = a.wait_for(S5, |v| kind(v) == "PONG").await?;
     assert_eq!(pong["data"]["id"], "p1");
     Ok(())

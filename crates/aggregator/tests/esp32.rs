@@ -87,14 +87,7 @@ impl Rig {
     }
 
     async fn post(&self, route: &str, body: Value) -> R<(u16, reqwest::header::HeaderMap, Value)> {
-        let r = reqwest::Client::new()
-            .post(format!("{}/api/v1/{route}", self.base))
-            .json(&body)
-            .send()
-            .await?;
-        let s = r.status().as_u16();
-        let h = r.headers().clone();
-        Ok((s, h, r.json().await?))
+        post_json(&format!("{}/api/v1/{route}", self.base), &body).await
     }
 
     async fn stop(mut self) -> R {

@@ -313,22 +313,9 @@ proptest! {
         let feed = if rf { Feed::Antsdr } else { Feed::RemoteId };
         let before = st.counters(feed).clone();
         let (name, emitted) = if rf {
-            match antsdr::apply_line(&mut st, &line) {
-                antsdr::Outcome::Emitted(k) => ("accepted", Some(k)),
-                antsdr::Outcome::Malformed => ("malformed", None),
-                antsdr::Outcome::Invalid => ("invalid", None),
-                antsdr::Outcome::Stale => ("stale", None),
-                antsdr::Outcome::UnknownLost => ("unknown_lost", None),
-            }
+            antsdr::apply_line(&mut st, &line).counted()
         } else {
-            match remoteid::apply_line(&mut st, &line) {
-                remoteid::Outcome::Emitted(k) => ("accepted", Some(k)),
-                remoteid::Outcome::Malformed => ("malformed", None),
-                remoteid::Outcome::Invalid => ("invalid", None),
-                remoteid::Outcome::Stale => ("stale", None),
-                remoteid::Outcome::TestMarker => ("test_marker", None),
-                remoteid::Outcome::UnknownLost => ("unknown_lost", None),
-            }
+            remoteid::apply_line(&mut st, &line).counted()
         };
         let after = st.counters(feed).clone();
         prop_assert_eq!(total(&after), total(&before) + 1);

@@ -170,14 +170,7 @@ impl Agg {
         }
     }
     async fn post(&self, route: &str, body: Value) -> R<(u16, reqwest::header::HeaderMap, Value)> {
-        let r = reqwest::Client::new()
-            .post(format!("{}/api/v1/{route}", self.base))
-            .json(&body)
-            .send()
-            .await?;
-        let s = r.status().as_u16();
-        let h = r.headers().clone();
-        Ok((s, h, r.json().await?))
+        post_json(&format!("{}/api/v1/{route}", self.base), &body).await
     }
 }
 
@@ -197,6 +190,20 @@ fn controller_status() -> Value {
         "gps": {"timestamp_ms": now_ms(), "fix": "FIX_3D", "latitude": 47.0, "longitude": 8.0, "hdop": 0.9},
         "audio": {"timestamp_ms": now_ms(), "volume_percent": 60, "muted": false}
     })
+}
+
+/// A fake controller reporting [`controller_status`] and an aggregator following it,
+/// once the aggregator shows the controller up.
+async fn with_controller_up() -> R<(Fake, Agg, tokio::task::JoinHandle<()>)> {
+    let fake = Fake::new();
+    if let Ok(mut s) = fake.status.lock() {
+        *s = controller_status();
+    }
+    let (ctl, h) = serve_fake(fake.clone()).await?;
+    let agg = Agg::start(&ctl, "http://127.0.0.1:1", |_| {}).await?;
+    agg.wait_status("controller up", |s| s["system"]["status"] == "ok")
+        .await?;
+    Ok((fake, agg, h))
 }
 
 #[tokio::test]
@@ -264,14 +271,7 @@ async fn sections_fill_from_status_and_events_and_forward_acks() -> R {
 
 #[tokio::test]
 async fn relayed_commands_gates_and_ack_ownership() -> R {
-    let fake = Fake::new();
-    if let Ok(mut s) = fake.status.lock() {
-        *s = controller_status();
-    }
-    let (ctl, _h) = serve_fake(fake.clone()).await?;
-    let agg = Agg::start(&ctl, "http://127.0.0.1:1", |_| {}).await?;
-    agg.wait_status("controller up", |s| s["system"]["status"] == "ok")
-        .await?;
+    let (fake, agg, _h) = with_controller_up().await?;
     let mut ws = Ws::connect(&agg.ws).await?;
 
     // accepted by the controller: CommandResult with the aggregator's route name, body forwarded
@@ -468,14 +468,7 @@ async fn antsdr_down_is_502_and_section_offline() -> R {
 
 #[tokio::test]
 async fn first_high_severity_contact_beeps_once() -> R {
-    let fake = Fake::new();
-    if let Ok(mut s) = fake.status.lock() {
-        *s = controller_status();
-    }
-    let (ctl, _h) = serve_fake(fake.clone()).await?;
-    let agg = Agg::start(&ctl, "http://127.0.0.1:1", |_| {}).await?;
-    agg.wait_status("controller up", |s| s["system"]["status"] == "ok")
-        .await?;
+    let (fake, agg, _h) = with_controller_up().await?;
     let rf = agg._dir.path().join("rf.jsonl");
     let t = now_ms();
     append(

@@ -49,7 +49,8 @@ impl BenchReport {
     }
 }
 
-fn timing(cfg: &ScanConfig) -> SyntheticTiming {
+/// The synthetic source's step timing from a config (the benchmark's and the tests' engines).
+pub fn timing(cfg: &ScanConfig) -> SyntheticTiming {
     SyntheticTiming {
         sample_rate: cfg.radio.sample_rate as f64,
         fft_size: cfg.radio.fft_size,

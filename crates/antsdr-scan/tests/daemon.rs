@@ -118,8 +118,8 @@ async fn autostart_rest_bodies_jsonl_and_ws_frames_are_valid() -> R {
     let dir = tempfile::tempdir()?;
     let d = Daemon::start(dir.path(), "", &[]).await?;
     let s = schemas();
-    let mut ws = Ws::connect(&d.ws("/api/v1/events")).await?;
-    let mut alias = Ws::connect(&d.ws("/api/v1/ws")).await?;
+    let mut ws = Ws::open(&d.ws("/api/v1/events")).await?;
+    let mut alias = Ws::open(&d.ws("/api/v1/ws")).await?;
     let new = ws.wait_for(S10, |v| kind(v) == "RF_CONTACT_NEW").await?;
     s.validate_envelope(&new)?;
     assert!(
@@ -221,7 +221,7 @@ async fn autostart_rest_bodies_jsonl_and_ws_frames_are_valid() -> R {
 async fn timestamp_field_is_configurable() -> R {
     let dir = tempfile::tempdir()?;
     let d = Daemon::start(dir.path(), "", &[("NDEFENDER_API__TIMESTAMP_FIELD", "timestamp_ms")]).await?;
-    let mut ws = Ws::connect(&d.ws("/api/v1/events")).await?;
+    let mut ws = Ws::open(&d.ws("/api/v1/events")).await?;
     let v = ws.wait_for(S10, is_contact).await?;
     assert!(v.get("timestamp_ms").is_some() && v.get("timestamp").is_none(), "{v}");
     schemas().validate_envelope(&v)?;
@@ -262,7 +262,7 @@ async fn the_26th_ws_client_gets_429_before_the_upgrade() -> R {
     let d = Daemon::start(dir.path(), "", &[]).await?;
     let mut clients = Vec::new();
     for _ in 0..25 {
-        clients.push(Ws::connect(&d.ws("/api/v1/events")).await?);
+        clients.push(Ws::open(&d.ws("/api/v1/events")).await?);
     }
     let (code, retry, body) = Ws::refused(&d.ws("/api/v1/ws")).await?.ok_or("26th upgraded")?;
     assert_eq!(
@@ -413,7 +413,7 @@ async fn replay_of_a_recording_goes_to_ws_and_never_to_the_live_log() -> R {
     let (code, _, _) = post(&format!("{b}/api/v1/sweep/stop"), "").await?;
     assert_eq!(code, 200);
     let live_before = std::fs::read_to_string(d.jsonl()).unwrap_or_default();
-    let mut ws = Ws::connect(&d.ws("/api/v1/events")).await?;
+    let mut ws = Ws::open(&d.ws("/api/v1/events")).await?;
     let (code, _, v) = post(&format!("{b}/api/v1/run/replay"), &body).await?;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["frames"], 60);
@@ -508,18 +508,11 @@ async fn renamed_jsonl_is_recreated_and_no_line_is_torn() -> R {
 async fn sigterm_closes_ws_with_1001_flushes_and_exits_0_without_lost() -> R {
     let dir = tempfile::tempdir()?;
     let mut d = Daemon::start(dir.path(), "", &[]).await?;
-    let mut ws = Ws::connect(&d.ws("/api/v1/events")).await?;
+    let mut ws = Ws::open(&d.ws("/api/v1/events")).await?;
     ws.wait_for(S10, |v| kind(v) == "RF_CONTACT_NEW").await?;
     let t = std::time::Instant::now();
     d.sigterm()?;
-    let code = loop {
-        match ws.next(S5).await? {
-            Some(Frame::Close(c)) => break c,
-            Some(Frame::Json(_)) => {}
-            None => return Err("no close frame".into()),
-        }
-    };
-    assert_eq!(code, Some(1001));
+    assert_eq!(ws.until_end(S5).await?, ndefender_tests::ws::End::Close(1001));
     let exit = tokio::task::spawn_blocking(move || {
         let r = d.wait_exit(Duration::from_secs(5)).map_err(|e| e.to_string());
         (r, d)

@@ -81,11 +81,7 @@ fn each_of_the_48_standard_channels_classifies_as_its_own_label() -> R {
         for (label, centre) in t.labels.iter().zip(&t.centres_mhz) {
             let c = *centre as u64 * 1_000_000;
             let cfg = fast_cfg(&["ch"]);
-            let mut h = Harness::new(
-                cfg,
-                scene(vec![Emitter::analog(c as f64, 20.0)]),
-                vec![around("ch", c)?],
-            )?;
+            let mut h = analog_channel(cfg, c)?;
             h.engine.run_cycles(2);
             let ev = h.events();
             let n = news(&ev);
@@ -100,11 +96,7 @@ fn each_of_the_48_standard_channels_classifies_as_its_own_label() -> R {
     }
     // Not a table centre: the nearest wins, so 5780 is F3 and 5924 is E7 (never F4/A8).
     for (f, want) in [(5_780_000_000u64, "F3"), (5_924_000_000, "E7")] {
-        let mut h = Harness::new(
-            small_cfg(&["ch"]),
-            scene(vec![Emitter::analog(f as f64, 20.0)]),
-            vec![around("ch", f)?],
-        )?;
+        let mut h = analog_channel(small_cfg(&["ch"]), f)?;
         h.engine.run_cycles(2);
         let ev = h.events();
         assert_eq!(
@@ -184,11 +176,7 @@ fn ofdm_scores_flat_and_analog_scores_low() -> R {
 #[test]
 fn analog_carrier_keeps_one_id_for_100_cycles_with_throttled_updates() -> R {
     let cfg = fast_cfg(&["ch"]);
-    let mut h = Harness::new(
-        cfg,
-        scene(vec![Emitter::analog(5732e6, 20.0)]),
-        vec![around("ch", 5_732_000_000)?],
-    )?;
+    let mut h = analog_channel(cfg, 5_732_000_000)?;
     h.engine.run_cycles(100);
     let ev = h.events();
     let ids: BTreeSet<_> = ev.iter().map(|e| e.data.id.clone()).collect();
@@ -396,11 +384,7 @@ fn contact_is_lost_by_the_timer_after_the_emitter_stops() -> R {
 #[test]
 fn contacts_expire_on_the_timer_even_when_the_scan_is_stopped() -> R {
     let cfg = fast_cfg(&["ch"]);
-    let mut h = Harness::new(
-        cfg,
-        scene(vec![Emitter::analog(5732e6, 20.0)]),
-        vec![around("ch", 5_732_000_000)?],
-    )?;
+    let mut h = analog_channel(cfg, 5_732_000_000)?;
     h.engine.run_cycles(3);
     assert_eq!(news(&h.events()).len(), 1);
     h.engine.stop();

@@ -27,13 +27,7 @@ fn fw() -> Firmware {
 /// Sends one line and returns the parsed ack (exactly one is required).
 fn ack(fw: &mut Firmware, line: &str, now: u64) -> Result<CommandAckLine, String> {
     let out = fw.handle_line(line.as_bytes(), now);
-    let acks: Vec<_> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Ack(a) => Some(a.clone()),
-            _ => None,
-        })
-        .collect();
+    let acks = Output::acks(&out);
     if acks.len() != 1 {
         return Err(format!("expected exactly one ack for {line}, got {out:?}"));
     }
@@ -232,93 +226,74 @@ fn error_codes_ids() -> R {
 #[test]
 fn error_codes_args() -> R {
     let mut fw = fw();
-    let cases: &[(&str, Option<E>)] = &[
+    // (command, args, expected error): each sent as {"id":"1","cmd":..,"args":..}.
+    let cases: &[(&str, &str, Option<E>)] = &[
+        ("SET_LEDS", r#"{"r":1,"y":0}"#, Some(E::MissingArgs)),
+        ("SET_LEDS", r#"{"r":1,"y":0,"g":true}"#, Some(E::MissingArgs)),
+        ("SET_LEDS", r#"{"r":2,"y":0,"g":1}"#, Some(E::ArgsOob)),
+        ("SET_LEDS", r#"{"r":-1,"y":0,"g":1}"#, Some(E::ArgsOob)),
+        ("SET_VRX_FREQ", r#"{"vrx_id":1}"#, Some(E::MissingArgs)),
         (
-            r#"{"id":"1","cmd":"SET_LEDS","args":{"r":1,"y":0}}"#,
-            Some(E::MissingArgs),
-        ),
-        (
-            r#"{"id":"1","cmd":"SET_LEDS","args":{"r":1,"y":0,"g":true}}"#,
-            Some(E::MissingArgs),
-        ),
-        (
-            r#"{"id":"1","cmd":"SET_LEDS","args":{"r":2,"y":0,"g":1}}"#,
-            Some(E::ArgsOob),
-        ),
-        (
-            r#"{"id":"1","cmd":"SET_LEDS","args":{"r":-1,"y":0,"g":1}}"#,
-            Some(E::ArgsOob),
-        ),
-        (
-            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1}}"#,
-            Some(E::MissingArgs),
-        ),
-        (
-            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":4,"freq_hz":5740000000}}"#,
+            "SET_VRX_FREQ",
+            r#"{"vrx_id":4,"freq_hz":5740000000}"#,
             Some(E::VrxIdOob),
         ),
         (
-            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":0,"freq_hz":5740000000}}"#,
+            "SET_VRX_FREQ",
+            r#"{"vrx_id":0,"freq_hz":5740000000}"#,
             Some(E::VrxIdOob),
         ),
+        ("SET_VRX_FREQ", r#"{"vrx_id":4,"freq_hz":7}"#, Some(E::VrxIdOob)),
+        ("SET_VRX_FREQ", r#"{"vrx_id":1,"freq_hz":999999}"#, Some(E::FreqOob)),
+        ("SET_VRX_FREQ", r#"{"vrx_id":1,"freq_hz":6500000001}"#, Some(E::FreqOob)),
+        ("SET_VRX_FREQ", r#"{"vrx_id":1,"freq_hz":1000000}"#, None),
+        ("SET_VRX_FREQ", r#"{"vrx_id":1,"freq_hz":6500000000}"#, None),
         (
-            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":4,"freq_hz":7}}"#,
-            Some(E::VrxIdOob),
-        ),
-        (
-            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":999999}}"#,
-            Some(E::FreqOob),
-        ),
-        (
-            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":6500000001}}"#,
-            Some(E::FreqOob),
-        ),
-        (
-            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":1000000}}"#,
-            None,
-        ),
-        (
-            r#"{"id":"1","cmd":"SET_VRX_FREQ","args":{"vrx_id":1,"freq_hz":6500000000}}"#,
-            None,
-        ),
-        (
-            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":200,"step_hz":2000000,"start_hz":5645000000}}"#,
+            "START_SCAN",
+            r#"{"dwell_ms":200,"step_hz":2000000,"start_hz":5645000000}"#,
             Some(E::MissingArgs),
         ),
         (
-            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":9,"step_hz":2000000,"start_hz":5645000000,"stop_hz":5865000000}}"#,
+            "START_SCAN",
+            r#"{"dwell_ms":9,"step_hz":2000000,"start_hz":5645000000,"stop_hz":5865000000}"#,
             Some(E::DwellOob),
         ),
         (
-            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":5001,"step_hz":2000000,"start_hz":5645000000,"stop_hz":5865000000}}"#,
+            "START_SCAN",
+            r#"{"dwell_ms":5001,"step_hz":2000000,"start_hz":5645000000,"stop_hz":5865000000}"#,
             Some(E::DwellOob),
         ),
         (
-            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":10,"step_hz":0,"start_hz":5645000000,"stop_hz":5865000000}}"#,
+            "START_SCAN",
+            r#"{"dwell_ms":10,"step_hz":0,"start_hz":5645000000,"stop_hz":5865000000}"#,
             Some(E::RangeOob),
         ),
         (
-            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":10,"step_hz":1,"start_hz":-5,"stop_hz":5865000000}}"#,
+            "START_SCAN",
+            r#"{"dwell_ms":10,"step_hz":1,"start_hz":-5,"stop_hz":5865000000}"#,
             Some(E::RangeOob),
         ),
         (
-            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":10,"step_hz":1,"start_hz":5865000000,"stop_hz":5865000000}}"#,
+            "START_SCAN",
+            r#"{"dwell_ms":10,"step_hz":1,"start_hz":5865000000,"stop_hz":5865000000}"#,
             Some(E::RangeOob),
         ),
         (
-            r#"{"id":"1","cmd":"START_SCAN","args":{"dwell_ms":5000,"step_hz":1,"start_hz":1,"stop_hz":99000000000}}"#,
+            "START_SCAN",
+            r#"{"dwell_ms":5000,"step_hz":1,"start_hz":1,"stop_hz":99000000000}"#,
             None,
         ),
-        (r#"{"id":"1","cmd":"VIDEO_SELECT","args":{}}"#, Some(E::MissingArgs)),
-        (r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":4}}"#, Some(E::ChOob)),
-        (r#"{"id":"1","cmd":"VIDEO_SELECT","args":{"ch":0}}"#, Some(E::ChOob)),
-        (r#"{"id":"1","cmd":"SET_BUZZER","args":{"on":1}}"#, Some(E::UnknownCmd)),
-        (r#"{"id":"1","cmd":"SET_CONFIG","args":{}}"#, Some(E::UnknownCmd)),
-        (r#"{"id":"1","cmd":"SIMULATE_BUTTON","args":{}}"#, Some(E::UnknownCmd)),
-        (r#"{"id":"1","cmd":"get_status","args":{}}"#, Some(E::UnknownCmd)),
+        ("VIDEO_SELECT", r#"{}"#, Some(E::MissingArgs)),
+        ("VIDEO_SELECT", r#"{"ch":4}"#, Some(E::ChOob)),
+        ("VIDEO_SELECT", r#"{"ch":0}"#, Some(E::ChOob)),
+        ("SET_BUZZER", r#"{"on":1}"#, Some(E::UnknownCmd)),
+        ("SET_CONFIG", r#"{}"#, Some(E::UnknownCmd)),
+        ("SIMULATE_BUTTON", r#"{}"#, Some(E::UnknownCmd)),
+        ("get_status", r#"{}"#, Some(E::UnknownCmd)),
     ];
-    for (line, expected) in cases {
-        assert_eq!(err_of(&mut fw, line)?, *expected, "{line}");
+    for (cmd, args, expected) in cases {
+        let line = format!(r#"{{"id":"1","cmd":"{cmd}","args":{args}}}"#);
+        assert_eq!(err_of(&mut fw, &line)?, *expected, "{line}");
     }
     let a = ack(&mut fw, r#"{"id":"9","cmd":"SET_BUZZER"}"#, 1)?;
     assert_eq!(a.cmd(), Some("SET_BUZZER"), "unknown_cmd echoes data.cmd");

@@ -2,7 +2,7 @@
 //! telemetry, sends commands and gets acks; unplug/replug; the control socket; the
 //! binary. Timeouts are generous and nothing asserts speed.
 
-use ndefender_devkit::esp32::{start_emulator, Knobs, SimConfig};
+use ndefender_devkit::esp32::{start_emulator, Knobs, SimConfig, SimHandle};
 use nix::fcntl::OFlag;
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
@@ -63,6 +63,12 @@ impl Host {
         Ok(Self { writer: f, rx })
     }
 
+    /// Sends GET_STATUS with `id` and waits for its ack.
+    fn get_status(&mut self, id: &str) -> io::Result<()> {
+        self.send(&format!("{{\"id\":\"{id}\",\"cmd\":\"GET_STATUS\",\"args\":{{}}}}\n"))?;
+        self.wait_for("ack", ack_with_id(id)).map(drop)
+    }
+
     fn send(&mut self, line: &str) -> io::Result<()> {
         self.writer.write_all(line.as_bytes())?;
         self.writer.flush()
@@ -110,6 +116,11 @@ fn ack_with_id(id: &str) -> impl Fn(&[u8]) -> bool {
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(io::Error::other)?
+}
+
+/// The emulator with `knobs` and the test config.
+async fn emulator(dir: &Path, knobs: Knobs) -> io::Result<SimHandle> {
+    start_emulator(SimConfig { knobs, ..cfg(dir) }).await
 }
 
 fn cfg(dir: &Path) -> SimConfig {
@@ -168,11 +179,7 @@ async fn telemetry_and_command_over_the_pty() -> R {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_can_close_and_reopen() -> R {
     let dir = tempfile::tempdir()?;
-    let sim = start_emulator(SimConfig {
-        knobs: Knobs::quiet(),
-        ..cfg(dir.path())
-    })
-    .await?;
+    let sim = emulator(dir.path(), Knobs::quiet()).await?;
     let link = sim.path();
     blocking(move || {
         let host = Host::open(&link)?;
@@ -181,8 +188,7 @@ async fn host_can_close_and_reopen() -> R {
         std::thread::sleep(Duration::from_millis(200));
         let mut host = Host::open(&link)?;
         host.wait_for("telemetry after reopen", is_telemetry)?;
-        host.send("{\"id\":\"r\",\"cmd\":\"GET_STATUS\",\"args\":{}}\n")?;
-        host.wait_for("ack", ack_with_id("r"))?;
+        host.get_status("r")?;
         Ok(())
     })
     .await?;
@@ -193,13 +199,13 @@ async fn host_can_close_and_reopen() -> R {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unplug_gives_eof_and_replug_gives_a_new_device() -> R {
     let dir = tempfile::tempdir()?;
-    let sim = start_emulator(SimConfig {
-        knobs: Knobs {
+    let sim = emulator(
+        dir.path(),
+        Knobs {
             boot_noise: true,
             ..Knobs::quiet()
         },
-        ..cfg(dir.path())
-    })
+    )
     .await?;
     let link: PathBuf = sim.path();
     let l2 = link.clone();
@@ -230,8 +236,7 @@ async fn unplug_gives_eof_and_replug_gives_a_new_device() -> R {
         if v["timestamp_ms"].as_u64().is_none_or(|u| u > 5000) {
             return Err(io::Error::other(format!("uptime did not restart: {v}")));
         }
-        host.send("{\"id\":\"after\",\"cmd\":\"GET_STATUS\",\"args\":{}}\n")?;
-        host.wait_for("ack", ack_with_id("after"))?;
+        host.get_status("after")?;
         Ok(())
     })
     .await?;
@@ -242,13 +247,13 @@ async fn unplug_gives_eof_and_replug_gives_a_new_device() -> R {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_reconnects_by_itself() -> R {
     let dir = tempfile::tempdir()?;
-    let sim = start_emulator(SimConfig {
-        knobs: Knobs {
+    let sim = emulator(
+        dir.path(),
+        Knobs {
             reconnect_after_ms: 300,
             ..Knobs::quiet()
         },
-        ..cfg(dir.path())
-    })
+    )
     .await?;
     let link = sim.path();
     let l2 = link.clone();
@@ -281,11 +286,7 @@ async fn disconnect_reconnects_by_itself() -> R {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_ack_then_retry_with_same_id() -> R {
     let dir = tempfile::tempdir()?;
-    let sim = start_emulator(SimConfig {
-        knobs: Knobs::quiet(),
-        ..cfg(dir.path())
-    })
-    .await?;
+    let sim = emulator(dir.path(), Knobs::quiet()).await?;
     sim.drop_next_acks(1).await?;
     let link = sim.path();
     blocking(move || {

@@ -6,30 +6,16 @@
 use ndefender_contract::schema::Schemas;
 use ndefender_remoteid::encode::{self, LocationIn};
 use ndefender_remoteid::source::ble::ODID_SERVICE_UUID;
-use ndefender_tests::dbus::{calls, dbus_tools_missing, dcall, Mock, PrivateBus, MOCK};
-use ndefender_tests::R;
+use ndefender_tests::dbus::{self, bluez, calls, dcall, PrivateBus, MOCK};
+use ndefender_tests::{eventually, free_port, get_json, skip_or_fail, Launch, R};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zbus::Variant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ndefender-remoteid");
 const DEV: &str = "/org/bluez/hci0/dev_E0_0D_1D_00_00_07";
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> R<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -67,56 +53,37 @@ async fn advertise(c: &zbus::Connection, rssi: i16, service_data: Vec<u8>) -> R 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bluez_service_data_becomes_a_contact() -> R {
-    if dbus_tools_missing() {
-        return Ok(());
+    if let Some(why) = dbus::unavailable() {
+        return skip_or_fail(&why);
     }
     let dir = tempfile::tempdir()?;
     let bus = PrivateBus::start(dir.path())?;
-    let _bz = Mock::start(&bus, "org.bluez", "bluez5", None).await?;
-    let c = bus.connect().await?;
-    dcall(
-        &c,
-        "org.bluez",
-        "/org/bluez",
-        "org.bluez.Mock",
-        "AddAdapter",
-        &("hci0", "kit"),
-    )
-    .await?;
-    dcall(
-        &c,
-        "org.bluez",
-        "/org/bluez",
-        "org.bluez.Mock",
-        "AddDevice",
-        &("hci0", "E0:0D:1D:00:00:07", "drone"),
-    )
-    .await?;
+    let (_bz, c) = bluez(&bus, &[("E0:0D:1D:00:00:07", "drone")]).await?;
 
     let port = free_port()?;
-    let base = format!("http://127.0.0.1:{port}");
     let feed = dir.path().join("feed.jsonl");
-    let _d = Daemon(
-        Command::new(BIN)
-            .env("NDEFENDER_SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("NDEFENDER_OUTPUT__JSONL_PATH", &feed)
-            .env("NDEFENDER_MONITOR__SOURCE", "ble")
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-            .env("RUST_LOG", "warn")
-            .spawn()?,
-    );
+    let feed_env = feed.display().to_string();
+    let bind = format!("127.0.0.1:{port}");
+    let d = Launch::new("ndefender-remoteid", BIN, dir.path(), port)
+        .envs(&[
+            ("NDEFENDER_SERVER__BIND", bind.as_str()),
+            ("NDEFENDER_OUTPUT__JSONL_PATH", feed_env.as_str()),
+            ("NDEFENDER_MONITOR__SOURCE", "ble"),
+            ("DBUS_SYSTEM_BUS_ADDRESS", bus.address.as_str()),
+        ])
+        .start()
+        .await?;
     // Discovery is set up before anything is advertised.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if !calls(&c, "org.bluez", "/org/bluez/hci0", "StartDiscovery")
-            .await?
-            .is_empty()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the engine never started discovery");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let bus_conn = &c;
+    eventually(
+        Duration::from_secs(20),
+        "the engine starting discovery",
+        || async move {
+            let started = calls(bus_conn, "org.bluez", "/org/bluez/hci0", "StartDiscovery").await?;
+            Ok((!started.is_empty()).then_some(()))
+        },
+    )
+    .await?;
     let filter = calls(&c, "org.bluez", "/org/bluez/hci0", "SetDiscoveryFilter").await?;
     let f: HashMap<String, zbus::OwnedVariant> = filter[0][0].clone().try_into()?;
     assert_eq!(String::try_from(f["Transport"].clone())?, "le");
@@ -144,22 +111,19 @@ async fn bluez_service_data_becomes_a_contact() -> R {
     // Open Drone ID and adds nothing.
     advertise(&c, -63, vec![0x0E, 9, 1, 2, 3]).await?;
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let l = loop {
-        let l = lines(&feed);
-        if l.iter().any(|x| x["type"] == "CONTACT_NEW") {
-            break l;
-        }
-        assert!(Instant::now() < deadline, "no contact; lines: {l:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let feed_path = feed.as_path();
+    let l = eventually(Duration::from_secs(20), "a contact in the feed", || async move {
+        let l = lines(feed_path);
+        Ok(l.iter().any(|x| x["type"] == "CONTACT_NEW").then_some(l))
+    })
+    .await?;
     let schemas = Schemas::shared_or_abort();
     for x in &l {
         schemas.validate_envelope(x)?;
     }
     let new = l.iter().find(|x| x["type"] == "CONTACT_NEW").unwrap();
     assert_eq!(new["data"]["id"], "rid:1581F5FKD229400BLE");
-    let contacts: Value = reqwest::get(format!("{base}/api/v1/contacts")).await?.json().await?;
+    let (_, contacts) = get_json(&d.url("/api/v1/contacts")).await?;
     let list = contacts.as_array().unwrap();
     assert_eq!(list.len(), 1, "{contacts}");
     let x = &list[0];

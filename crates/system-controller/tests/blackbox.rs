@@ -3,11 +3,9 @@
 
 mod support;
 
-use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::*;
-use tokio_tungstenite::tungstenite::Message;
 
 /// No system bus (a socket that does not exist), no gpsd, no sound.
 async fn bare(dir: &std::path::Path, extra: &str, env: &[(&str, &str)]) -> R<Daemon> {
@@ -103,8 +101,8 @@ async fn no_backends_every_section_present_and_degraded() -> R {
 async fn greeting_cadence_and_client_frames() -> R {
     let dir = tempfile::tempdir()?;
     let d = bare(dir.path(), "", &[]).await?;
-    let mut ws = Ws::connect(&d.ws_url()).await?;
-    let g = ws.greeting().await?;
+    let mut ws = connect(&d.ws_url()).await?;
+    let g = ws.frames(GREETING).await?;
     let kinds: Vec<&str> = g.iter().map(kind).collect();
     assert_eq!(
         kinds,
@@ -137,11 +135,11 @@ async fn greeting_cadence_and_client_frames() -> R {
         assert!(s["data"]["version"]["app"] == "ndefender-system-controller");
     }
     // an oversized frame closes only this client, with 1009
-    let mut other = Ws::connect(&d.ws_url()).await?;
-    other.greeting().await?;
-    ws.stream.send(Message::Text("x".repeat(70 * 1024).into())).await?;
+    let mut other = connect(&d.ws_url()).await?;
+    other.frames(GREETING).await?;
+    ws.send(Message::Text("x".repeat(70 * 1024).into())).await?;
     while ws.next(S5).await?.is_some() {}
-    assert_eq!(ws.close_code, Some(1009));
+    assert_eq!(ws.close_code(), Some(1009));
     assert!(other.wait_for(S5, |v| kind(v) == "SYSTEM_STATUS").await.is_ok());
     Ok(())
 }
@@ -150,8 +148,8 @@ async fn greeting_cadence_and_client_frames() -> R {
 async fn command_gates_and_one_ack_per_request() -> R {
     let dir = tempfile::tempdir()?;
     let d = bare(dir.path(), "", &[]).await?;
-    let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&d.ws_url()).await?;
+    ws.frames(GREETING).await?;
     let cases: Vec<(&str, &str, u16, &str)> = vec![
         ("/api/v1/system/reboot", "{}", 400, "confirm_required"),
         ("/api/v1/system/reboot", r#"{"confirm":true}"#, 403, "unsafe_disabled"),
@@ -263,8 +261,8 @@ async fn command_gates_and_one_ack_per_request() -> R {
 async fn rate_limit_is_per_class_with_retry_after() -> R {
     let dir = tempfile::tempdir()?;
     let d = bare(dir.path(), "[limits]\nnetwork_per_minute = 2\n", &[]).await?;
-    let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&d.ws_url()).await?;
+    ws.frames(GREETING).await?;
     for _ in 0..2 {
         let (s, _, _) = d.post("/api/v1/network/bluetooth/scan/stop", "").await?;
         assert_eq!(s, 502);
@@ -315,26 +313,21 @@ async fn api_key_client_limit_and_sigterm() -> R {
     assert_eq!((s, v), (401, json!({"detail":"unauthorized"})));
     let (s, _, v) = d.post("/api/v1/audio/mute", r#"{"payload":{"muted":true}}"#).await?;
     assert_eq!((s, v), (401, json!({"detail":"unauthorized"})));
-    assert!(Ws::connect(&d.ws_url()).await.is_err());
+    assert!(connect(&d.ws_url()).await.is_err());
     let (s, _) = d.get("/api/v1/status?api_key=s3cret").await?;
     assert_eq!(s, 200);
     let url = format!("{}?api_key=s3cret", d.ws_url());
-    let mut a = Ws::connect(&url).await?;
-    a.greeting().await?;
-    let mut b = Ws::connect(&url).await?;
-    b.greeting().await?;
-    match tokio_tungstenite::connect_async(url.as_str()).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status().as_u16(), 429);
-            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or(b"{}"))?;
-            assert_eq!(body, json!({"detail":"client_limit_reached"}));
-        }
-        other => return Err(format!("third client admitted: {:?}", other.is_ok()).into()),
-    }
+    let mut a = connect(&url).await?;
+    a.frames(GREETING).await?;
+    let mut b = connect(&url).await?;
+    b.frames(GREETING).await?;
+    let (status, _, body) = Ws::refused(&url).await?.ok_or("third client admitted")?;
+    assert_eq!(status, 429);
+    assert_eq!(body, json!({"detail":"client_limit_reached"}));
     let (status, took) = d.terminate()?;
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
     while a.next(S5).await?.is_some() {}
-    assert_eq!(a.close_code, Some(1001));
+    assert_eq!(a.close_code(), Some(1001));
     Ok(())
 }

@@ -37,8 +37,8 @@ async fn add_unit(c: &zbus::Connection, name: &str, active: &str, sub: &str) -> 
 
 #[tokio::test]
 async fn systemd_subscribe_push_restart_and_gates() -> R {
-    if dbus_tools_missing() {
-        return Ok(());
+    if let Some(why) = dbus::unavailable() {
+        return skip_or_fail(&why);
     }
     let dir = tempfile::tempdir()?;
     let bus = PrivateBus::start(dir.path())?;
@@ -82,8 +82,8 @@ enabled = false
     assert!(subscribed, "the controller never called Subscribe");
 
     // a unit state change is pushed by PropertiesChanged, long before the 10 s resync
-    let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&d.ws_url()).await?;
+    ws.frames(GREETING).await?;
     let t0 = Instant::now();
     dcall(
         &c,
@@ -278,8 +278,8 @@ async fn nm_rig() -> R<NmRig> {
 
 #[tokio::test]
 async fn networkmanager_state_push_scan_and_commands() -> R {
-    if dbus_tools_missing() {
-        return Ok(());
+    if let Some(why) = dbus::unavailable() {
+        return skip_or_fail(&why);
     }
     let NmRig { d, c, dev, ap1, .. } = &nm_rig().await?;
     let w = d
@@ -297,8 +297,8 @@ async fn networkmanager_state_push_scan_and_commands() -> R {
     assert_eq!(n["ssid"], "KitNet");
 
     // a property change on the active AP is pushed
-    let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&d.ws_url()).await?;
+    ws.frames(GREETING).await?;
     dcall(
         c,
         NM,
@@ -434,14 +434,14 @@ async fn added_autoconnect(c: &zbus::Connection, n: usize) -> R<bool> {
 /// (false unless asked), not NetworkManager's default of true.
 #[tokio::test]
 async fn wifi_connect_keeps_a_saved_psk_and_autoconnects_only_on_request() -> R {
-    if dbus_tools_missing() {
-        return Ok(());
+    if let Some(why) = dbus::unavailable() {
+        return skip_or_fail(&why);
     }
     let NmRig { d, c, dev, .. } = &nm_rig().await?;
     d.wait_get("/api/v1/network/wifi/state", S10, |v| v["enabled"] == true)
         .await?;
-    let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&d.ws_url()).await?;
+    ws.frames(GREETING).await?;
     saved_kitnet(c, dev).await?;
     let profile = KITNET;
     let connect = "/api/v1/network/wifi/connect";
@@ -525,8 +525,8 @@ async fn wifi_connect_keeps_a_saved_psk_and_autoconnects_only_on_request() -> R 
 
 #[tokio::test]
 async fn upower_battery_and_logind_reboot() -> R {
-    if dbus_tools_missing() {
-        return Ok(());
+    if let Some(why) = dbus::unavailable() {
+        return skip_or_fail(&why);
     }
     let dir = tempfile::tempdir()?;
     let bus = PrivateBus::start(dir.path())?;
@@ -559,8 +559,8 @@ async fn upower_battery_and_logind_reboot() -> R {
         assert!(ups.get(k).is_none(), "{k} in {ups}");
     }
 
-    let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&d.ws_url()).await?;
+    ws.frames(GREETING).await?;
     let login = "/org/freedesktop/login1";
     let (s, _, _) = d.post("/api/v1/system/reboot", "{}").await?;
     assert_eq!(s, 400);
@@ -600,8 +600,8 @@ async fn upower_battery_and_logind_reboot() -> R {
 
 #[tokio::test]
 async fn logind_challenge_is_not_permitted() -> R {
-    if dbus_tools_missing() {
-        return Ok(());
+    if let Some(why) = dbus::unavailable() {
+        return skip_or_fail(&why);
     }
     let dir = tempfile::tempdir()?;
     let bus = PrivateBus::start(dir.path())?;
@@ -631,31 +631,12 @@ async fn logind_challenge_is_not_permitted() -> R {
 
 #[tokio::test]
 async fn bluez_pair_unknown_and_discovery() -> R {
-    if dbus_tools_missing() {
-        return Ok(());
+    if let Some(why) = dbus::unavailable() {
+        return skip_or_fail(&why);
     }
     let dir = tempfile::tempdir()?;
     let bus = PrivateBus::start(dir.path())?;
-    let _bz = Mock::start(&bus, "org.bluez", "bluez5", None).await?;
-    let c = bus.connect().await?;
-    dcall(
-        &c,
-        "org.bluez",
-        "/org/bluez",
-        "org.bluez.Mock",
-        "AddAdapter",
-        &("hci0", "kit"),
-    )
-    .await?;
-    dcall(
-        &c,
-        "org.bluez",
-        "/org/bluez",
-        "org.bluez.Mock",
-        "AddDevice",
-        &("hci0", "00:11:22:33:44:55", "Headset"),
-    )
-    .await?;
+    let (_bz, c) = bluez(&bus, &[("00:11:22:33:44:55", "Headset")]).await?;
     let d = start(
         dir.path(),
         &bus,
@@ -672,8 +653,8 @@ async fn bluez_pair_unknown_and_discovery() -> R {
     assert_eq!(list["devices"][0]["addr"], "00:11:22:33:44:55");
     assert_eq!(list["devices"][0]["name"], "Headset");
 
-    let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&d.ws_url()).await?;
+    ws.frames(GREETING).await?;
     let (s, _, res) = d
         .post(
             "/api/v1/network/bluetooth/pair",
@@ -732,8 +713,8 @@ async fn bluez_pair_unknown_and_discovery() -> R {
 
 #[tokio::test]
 async fn sections_degrade_without_the_bus_and_recover_when_it_returns() -> R {
-    if dbus_tools_missing() {
-        return Ok(());
+    if let Some(why) = dbus::unavailable() {
+        return skip_or_fail(&why);
     }
     let dir = tempfile::tempdir()?;
     let mut bus = PrivateBus::start(dir.path())?;
@@ -750,8 +731,8 @@ async fn sections_degrade_without_the_bus_and_recover_when_it_returns() -> R {
     .await?;
     d.wait_get("/api/v1/services", S10, |v| v[0]["active_state"] == "active")
         .await?;
-    let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&d.ws_url()).await?;
+    ws.frames(GREETING).await?;
 
     sd.stop();
     bus.stop();

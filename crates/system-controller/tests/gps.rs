@@ -104,8 +104,8 @@ async fn ten_hz_tpv_is_rate_limited_and_silence_has_a_floor() -> R {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut ws = Ws::connect(&d.ws_url()).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&d.ws_url()).await?;
+    ws.frames(GREETING).await?;
     // 10 Hz, every fix a new position, for 3.5 s
     let t0 = Instant::now();
     let feeder = {

@@ -139,8 +139,8 @@ async fn ups_hat_test_vector_deadbands_and_failures() -> R {
     want["timestamp_ms"] = ups["timestamp_ms"].clone();
     assert_eq!(ups, want);
 
-    let mut ws = Ws::connect(&c.ws).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&c.ws).await?;
+    ws.frames(GREETING).await?;
     // noise under the deadbands: no UPS_UPDATE
     if let Ok(mut s) = sim.lock() {
         s.set_current_ma(-1480);
@@ -228,8 +228,8 @@ async fn audio_volume_mute_and_beeps() -> R {
     let a = c.wait_get("/api/v1/audio", |v| v["status"] == "ok").await?;
     assert_eq!(a["volume_percent"], 50);
     assert_eq!(a["muted"], false);
-    let mut ws = Ws::connect(&c.ws).await?;
-    ws.greeting().await?;
+    let mut ws = connect(&c.ws).await?;
+    ws.frames(GREETING).await?;
 
     let (s, res) = c
         .post("/api/v1/audio/volume", r#"{"payload":{"volume_percent":40}}"#)
@@ -313,8 +313,8 @@ async fn system_status_from_a_fixture_tree() -> R {
     cfg.system.interval_ms = 300;
     cfg.events.system_status_ms = 300;
     let c = InProc::start(cfg, backends(fixture_paths(&proc, Some("throttled_50005")))).await?;
-    let mut ws = Ws::connect(&c.ws).await?;
-    let g = ws.greeting().await?;
+    let mut ws = connect(&c.ws).await?;
+    let g = ws.frames(GREETING).await?;
     let first = &g[1]["data"];
     assert_eq!(kind(&g[1]), "SYSTEM_STATUS");
     assert!(first["cpu"].get("usage_percent").is_none(), "{first}");

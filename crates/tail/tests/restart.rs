@@ -6,15 +6,22 @@ use common::*;
 use ndefender_tail::{spawn, StartPosition, TailNotice};
 use std::time::Duration;
 
-#[test]
-fn graceful_restart_delivers_lines_appended_while_stopped_exactly_once() -> Res {
-    let fx = Fixture::new()?;
+/// A first run from the beginning delivers lines `0..n` and stops; returns the writer (for
+/// what happens while the tailer is stopped) and what the run received.
+fn first_run(fx: &Fixture, n: u64) -> Res<(Writer, Recorder)> {
     let mut w = Writer::open(&fx.path)?;
     let first = Recorder::default();
     let tail = spawn(fx.cfg(StartPosition::Beginning), first.clone())?;
-    w.write(recs(0..50))?;
-    first.wait_id(49)?;
+    w.write(recs(0..n))?;
+    first.wait_id(n - 1)?;
     tail.stop()?;
+    Ok((w, first))
+}
+
+#[test]
+fn graceful_restart_delivers_lines_appended_while_stopped_exactly_once() -> Res {
+    let fx = Fixture::new()?;
+    let (mut w, first) = first_run(&fx, 50)?;
     // The final checkpoint is the end of the last delivered line.
     assert_eq!(fx.checkpoint_offset()?, std::fs::metadata(&fx.path)?.len());
 
@@ -86,12 +93,7 @@ fn without_checkpoint_end_skips_and_beginning_delivers_existing_lines() -> Res {
 #[test]
 fn rotated_while_stopped_delivers_rest_of_dot_one_then_new_file() -> Res {
     let fx = Fixture::new()?;
-    let mut w = Writer::open(&fx.path)?;
-    let first = Recorder::default();
-    let tail = spawn(fx.cfg(StartPosition::Beginning), first.clone())?;
-    w.write(recs(0..20))?;
-    first.wait_id(19)?;
-    tail.stop()?;
+    let (mut w, _) = first_run(&fx, 20)?;
 
     w.write(recs(20..30))?;
     std::fs::rename(&fx.path, fx.rotated())?;
@@ -120,12 +122,7 @@ fn rotated_while_stopped_delivers_rest_of_dot_one_then_new_file() -> Res {
 #[test]
 fn copytruncate_while_stopped_finishes_the_copy_then_reads_from_zero() -> Res {
     let fx = Fixture::new()?;
-    let mut w = Writer::open(&fx.path)?;
-    let first = Recorder::default();
-    let tail = spawn(fx.cfg(StartPosition::Beginning), first.clone())?;
-    w.write(recs(0..20))?;
-    first.wait_id(19)?;
-    tail.stop()?;
+    let (mut w, _) = first_run(&fx, 20)?;
 
     w.write(recs(20..30))?;
     std::fs::copy(&fx.path, fx.rotated())?;
@@ -213,12 +210,7 @@ fn checkpoint_follows_delivery_while_running() -> Res {
 #[test]
 fn file_replaced_by_an_identical_copy_resumes_by_fingerprint() -> Res {
     let fx = Fixture::new()?;
-    let mut w = Writer::open(&fx.path)?;
-    let first = Recorder::default();
-    let tail = spawn(fx.cfg(StartPosition::Beginning), first.clone())?;
-    w.write(recs(0..20))?;
-    first.wait_id(19)?;
-    tail.stop()?;
+    let (w, _) = first_run(&fx, 20)?;
     drop(w);
 
     // Restored from a copy: new inode, same bytes (the second clause of PROTOCOL.md §14.10).

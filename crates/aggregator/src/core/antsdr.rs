@@ -19,6 +19,19 @@ pub enum Outcome {
     UnknownLost,
 }
 
+impl Outcome {
+    /// The feed counter the line is counted under, and the event type an accepted line emitted.
+    pub fn counted(self) -> (&'static str, Option<String>) {
+        match self {
+            Outcome::Emitted(k) => ("accepted", Some(k)),
+            Outcome::Malformed => ("malformed", None),
+            Outcome::Invalid => ("invalid", None),
+            Outcome::Stale => ("stale", None),
+            Outcome::UnknownLost => ("unknown_lost", None),
+        }
+    }
+}
+
 pub fn apply_line(st: &mut State, line: &str) -> Outcome {
     let now = st.clock.now_ms();
     let l = match st.parse_feed_line(Feed::Antsdr, line) {

@@ -107,6 +107,20 @@ pub enum Outcome {
     UnknownLost,
 }
 
+impl Outcome {
+    /// The feed counter the line is counted under, and the event type an accepted line emitted.
+    pub fn counted(self) -> (&'static str, Option<String>) {
+        match self {
+            Outcome::Emitted(k) => ("accepted", Some(k)),
+            Outcome::Malformed => ("malformed", None),
+            Outcome::Invalid => ("invalid", None),
+            Outcome::Stale => ("stale", None),
+            Outcome::TestMarker => ("test_marker", None),
+            Outcome::UnknownLost => ("unknown_lost", None),
+        }
+    }
+}
+
 fn has_test_marker(data: &Map<String, Value>, markers: &[String]) -> bool {
     data.values().filter_map(Value::as_str).any(|s| {
         let s = s.to_lowercase();

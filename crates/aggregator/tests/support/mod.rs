@@ -1,27 +1,16 @@
-//! Black-box harness: the real `ndefender-aggregator` binary in a temp dir, a
-//! real WebSocket client, real files.
+//! The aggregator's test fixtures on top of the shared harness (`ndefender-tests`): its
+//! config, the daemon as a process, feed lines.
 #![allow(dead_code)]
 
-use futures_util::StreamExt;
 use ndefender_tests::{Launch, Proc};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
 
-pub type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
-
-pub use ndefender_tests::schemas;
-
-/// The shared harness's errors are `Send + Sync`; these tests use plain boxed errors.
-fn h<T>(r: ndefender_tests::R<T>) -> R<T> {
-    r.map_err(|e| e as Box<dyn std::error::Error>)
-}
-
-pub fn free_port() -> R<u16> {
-    h(ndefender_tests::free_port())
-}
+// Not every test binary uses all of them.
+#[allow(unused_imports)]
+pub use ndefender_tests::{free_port, schemas, Ws, R};
 
 /// The aggregator as a process (the shared harness's [`Proc`]) with its test config.
 pub struct Daemon {
@@ -62,8 +51,7 @@ impl Daemon {
         .config(&config)
         .envs(env)
         .start()
-        .await
-        .map_err(|e| e as Box<dyn std::error::Error>)?;
+        .await?;
         Ok(Daemon {
             proc,
             dir: dir.to_owned(),
@@ -74,23 +62,23 @@ impl Daemon {
 
     /// Starts the daemon again (after `terminate` or `kill9`) with the same config.
     pub async fn spawn(&mut self) -> R {
-        h(self.proc.restart().await)
+        self.proc.restart().await
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) -> R {
         if self.proc.pid().is_ok() {
-            h(self.proc.signal(sig))?;
+            self.proc.signal(sig)?;
         }
         Ok(())
     }
 
     /// SIGTERM and wait; returns the exit status and how long it took.
     pub fn terminate(&mut self) -> R<(std::process::ExitStatus, Duration)> {
-        h(self.proc.terminate_blocking(Duration::from_secs(10)))
+        self.proc.terminate_blocking(Duration::from_secs(10))
     }
 
     pub fn kill9(&mut self) -> R {
-        h(self.proc.kill9())
+        self.proc.kill9()
     }
 }
 
@@ -149,64 +137,16 @@ pub fn rid_update(id: &str, extra: &str) -> String {
     rid_new(id, extra).replacen("CONTACT_NEW", "CONTACT_UPDATE", 1)
 }
 
-/// A WebSocket client that validates every frame it reads.
-pub struct Ws {
-    pub stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    /// The first frame (the aggregator's SYSTEM_UPDATE snapshot).
-    pub greeting: Option<Value>,
-}
-
-impl Ws {
-    /// Connects and waits for the greeting: the hub registers a client after the
-    /// HTTP upgrade completes, so only events after the greeting are this client's.
-    pub async fn connect(url: &str) -> R<Ws> {
-        let (stream, _) = tokio_tungstenite::connect_async(url).await?;
-        let mut ws = Ws { stream, greeting: None };
-        ws.greeting = ws.next(Duration::from_secs(10)).await?;
-        if ws.greeting.is_none() {
-            return Err("no greeting".into());
-        }
-        Ok(ws)
-    }
-
-    /// Next envelope (schema-validated), or None on timeout/close.
-    pub async fn next(&mut self, timeout: Duration) -> R<Option<Value>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let msg = match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Err(_) => return Ok(None),
-                Ok(None) => return Ok(None),
-                Ok(Some(m)) => m?,
-            };
-            if let Message::Text(t) = msg {
-                let v: Value = serde_json::from_str(t.as_str())?;
-                schemas().validate_envelope(&v)?;
-                return Ok(Some(v));
-            }
-            if let Message::Close(_) = msg {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Reads until an envelope matches, returning it (and failing after `timeout`).
-    pub async fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> R<Value> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next(left).await? {
-                Some(v) if pred(&v) => return Ok(v),
-                Some(_) => {}
-                None => return Err("expected envelope did not arrive".into()),
-            }
-        }
-    }
-}
-
+/// GET: status, headers and the JSON body.
 pub async fn get_json(url: &str) -> R<(u16, reqwest::header::HeaderMap, Value)> {
-    let r = reqwest::get(url).await?;
-    let s = r.status().as_u16();
-    let h = r.headers().clone();
-    let v: Value = r.json().await?;
-    Ok((s, h, v))
+    let r = ndefender_tests::http::get(url).await?;
+    let v = r.json()?;
+    Ok((r.status, r.headers, v))
+}
+
+/// POST a JSON value: status, headers and the JSON answer.
+pub async fn post_json(url: &str, body: &Value) -> R<(u16, reqwest::header::HeaderMap, Value)> {
+    let r = ndefender_tests::http::post(url, &body.to_string()).await?;
+    let v = r.json()?;
+    Ok((r.status, r.headers, v))
 }

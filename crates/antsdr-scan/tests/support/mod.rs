@@ -4,24 +4,20 @@
 
 pub mod daemon;
 
+use ndefender_antsdr_scan::bench;
 use ndefender_antsdr_scan::classify::Profiles;
 use ndefender_antsdr_scan::config::{ClockMode, ScanConfig};
 use ndefender_antsdr_scan::engine::{CollectSink, Engine};
 use ndefender_antsdr_scan::plan::{parse_plan, Plan, PlanSet};
 use ndefender_antsdr_scan::source::scene::{Emitter, Scene};
-use ndefender_antsdr_scan::source::synthetic::{SyntheticSource, SyntheticTiming};
+use ndefender_antsdr_scan::source::synthetic::SyntheticSource;
 use ndefender_antsdr_scan::tracker::RfEvent;
-use ndefender_contract::schema::Schemas;
 use ndefender_contract::time::{Clock, ManualClock};
 use std::sync::Arc;
 
-pub type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
+pub use ndefender_tests::{schemas, R};
 
 pub const START_MS: u64 = 1_700_000_000_000;
-
-pub fn schemas() -> &'static Schemas {
-    Schemas::shared_or_abort()
-}
 
 /// Defaults with a smaller FFT where the spec allows it, so debug-build tests stay fast.
 pub fn small_cfg(plans: &[&str]) -> ScanConfig {
@@ -60,15 +56,7 @@ impl Harness {
         plans.plans.extend(extra);
         let profiles = Profiles::load("")?;
         let clock = Arc::new(ManualClock::new(START_MS));
-        let timing = SyntheticTiming {
-            sample_rate: cfg.radio.sample_rate as f64,
-            fft_size: cfg.radio.fft_size,
-            avg_frames: cfg.radio.avg_frames,
-            settle_us: cfg.radio.settle_us,
-            discard_buffers: cfg.radio.discard_buffers,
-            step_overhead_us: cfg.synthetic.step_overhead_us,
-        };
-        let source = SyntheticSource::new(scene, timing, START_MS, cfg.radio.gain_db);
+        let source = SyntheticSource::new(scene, bench::timing(&cfg), START_MS, cfg.radio.gain_db);
         let sink = CollectSink::default();
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let mut engine = Engine::new(
@@ -125,6 +113,15 @@ pub fn validate_lines(events: &[RfEvent]) -> R<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// An engine over one analog video carrier at `centre_hz`, with plan "ch" around it.
+pub fn analog_channel(cfg: ScanConfig, centre_hz: u64) -> R<Harness> {
+    Harness::new(
+        cfg,
+        scene(vec![Emitter::analog(centre_hz as f64, 20.0)]),
+        vec![around("ch", centre_hz)?],
+    )
 }
 
 /// Plan of three 16 MHz steps centred on `centre_hz`.

@@ -91,6 +91,17 @@ impl Output {
             Output::Log(l) => l.to_wire(),
         }
     }
+
+    /// The acks among `outputs`, in order (a host expects exactly one per command line).
+    pub fn acks(outputs: &[Output]) -> Vec<Ack> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Ack(a) => Some(a.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// What became of one received line.

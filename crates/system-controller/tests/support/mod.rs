@@ -1,23 +1,24 @@
-//! Test harness: the real controller binary, a private dbus-daemon with
-//! python-dbusmock services, WebSocket and REST clients that validate every
-//! frame and body against the contract schemas.
+//! The controller's test fixtures on top of the shared harness (`ndefender-tests`): its
+//! config, the daemon as a process, and the schema each REST body must satisfy.
 #![allow(dead_code)]
 
-use futures_util::{SinkExt, StreamExt};
 use ndefender_contract::schema::no_nulls_or_empty_objects;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
-pub type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+// Not every test binary uses all of them.
+#[allow(unused_imports)]
+pub use ndefender_tests::{dbus, kind, skip_or_fail, Ws, R};
+#[allow(unused_imports)]
+pub use tokio_tungstenite::tungstenite::Message;
 
 pub const S5: Duration = Duration::from_secs(5);
 pub const S10: Duration = Duration::from_secs(10);
 
 // Not every test binary uses the bus helpers.
 #[allow(unused_imports)]
-pub use ndefender_tests::dbus::*;
+pub use ndefender_tests::dbus::{bluez, calls, dcall, systemd_template, Mock, PrivateBus, MOCK};
 pub use ndefender_tests::{free_port, schemas};
 use ndefender_tests::{Launch, Proc};
 
@@ -199,124 +200,32 @@ fn uuid_v4(s: &str) -> R {
     }
 }
 
+/// GET with the content type and the body checked ([`check_body`]).
 pub async fn get_json(url: &str) -> R<(u16, Value)> {
-    let r = reqwest::get(url).await?;
-    let s = r.status().as_u16();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let r = ndefender_tests::http::get(url).await?;
+    let ct = r.header("content-type");
     if !ct.starts_with("application/json") {
         return Err(format!("{url}: content-type {ct}").into());
     }
-    let v: Value = r.json().await?;
-    check_body(url, s, &v)?;
-    Ok((s, v))
+    let v = r.json()?;
+    check_body(url, r.status, &v)?;
+    Ok((r.status, v))
 }
 
+/// POST a JSON text with the answer's body checked ([`check_body`]).
 pub async fn post_json(url: &str, body: &str) -> R<(u16, reqwest::header::HeaderMap, Value)> {
-    let r = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await?;
-    let s = r.status().as_u16();
-    let h = r.headers().clone();
-    let v: Value = r.json().await?;
-    check_body(url, s, &v)?;
-    Ok((s, h, v))
+    let r = ndefender_tests::http::post(url, body).await?;
+    let v = r.json()?;
+    check_body(url, r.status, &v)?;
+    Ok((r.status, r.headers, v))
 }
 
-// ---- WebSocket -------------------------------------------------------------------
+/// The controller's greeting: HELLO, SYSTEM_STATUS and the five section events.
+pub const GREETING: usize = 7;
 
-pub fn kind(v: &Value) -> &str {
-    v.get("type").and_then(Value::as_str).unwrap_or("")
-}
-
-pub struct Ws {
-    pub stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    pub close_code: Option<u16>,
-}
-
-impl Ws {
-    pub async fn connect(url: &str) -> R<Ws> {
-        let (stream, _) = tokio_tungstenite::connect_async(url).await?;
-        Ok(Ws {
-            stream,
-            close_code: None,
-        })
-    }
-
-    /// Next envelope (schema-validated), or None on timeout/close.
-    pub async fn next(&mut self, timeout: Duration) -> R<Option<Value>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let msg = match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Err(_) | Ok(None) => return Ok(None),
-                Ok(Some(m)) => m?,
-            };
-            match msg {
-                Message::Text(t) => {
-                    let v: Value = serde_json::from_str(t.as_str())?;
-                    schemas().validate_envelope(&v)?;
-                    if v.get("source").and_then(Value::as_str) != Some("system") {
-                        return Err(format!("source is not system: {v}").into());
-                    }
-                    return Ok(Some(v));
-                }
-                Message::Close(f) => {
-                    self.close_code = f.map(|f| u16::from(f.code));
-                    return Ok(None);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    pub async fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> R<Value> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next(left).await? {
-                Some(v) if pred(&v) => return Ok(v),
-                Some(_) => {}
-                None => return Err(format!("expected envelope did not arrive (close {:?})", self.close_code).into()),
-            }
-        }
-    }
-
-    /// Everything that arrives within `d`.
-    pub async fn collect(&mut self, d: Duration) -> R<Vec<Value>> {
-        let deadline = tokio::time::Instant::now() + d;
-        let mut out = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return Ok(out);
-            }
-            match self.next(left).await? {
-                Some(v) => out.push(v),
-                None => return Ok(out),
-            }
-        }
-    }
-
-    pub async fn send(&mut self, m: Message) -> R {
-        self.stream.send(m).await?;
-        Ok(())
-    }
-
-    /// Reads the greeting: HELLO, SYSTEM_STATUS and the five section events.
-    pub async fn greeting(&mut self) -> R<Vec<Value>> {
-        let mut out = Vec::new();
-        for _ in 0..7 {
-            out.push(self.next(S5).await?.ok_or("greeting incomplete")?);
-        }
-        Ok(out)
-    }
+/// A WebSocket client on the controller: every envelope must name source `system`.
+pub async fn connect(url: &str) -> R<Ws> {
+    Ok(Ws::open(url).await?.source("system"))
 }
 
 pub fn ack_of<'a>(v: &'a Value, command: &str) -> Option<&'a Value> {
