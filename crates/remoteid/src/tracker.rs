@@ -8,7 +8,7 @@
 use crate::decode::{mac_text, Observation};
 use crate::odid::HeightRef;
 use ndefender_contract::contact::{
-    OperatorLocationType, RemoteIdContactEvent, RemoteIdContactLost, RemoteIdFields, RemoteIdTag,
+    OperatorLocationType, RemoteIdContactEvent, RemoteIdContactLost, RemoteIdFields,
 };
 use ndefender_contract::enums::{RemoteIdHealth, RemoteIdMode};
 use ndefender_contract::envelope::Envelope;
@@ -35,12 +35,7 @@ pub struct Contact {
 
 impl Contact {
     pub fn event_data(&self) -> RemoteIdContactEvent {
-        RemoteIdContactEvent {
-            id: self.id.clone(),
-            kind: RemoteIdTag::RemoteId,
-            last_seen_ts: self.last_seen_ts,
-            fields: self.fields.clone(),
-        }
+        RemoteIdContactEvent::new(&self.id, self.last_seen_ts, self.fields.clone())
     }
 }
 
@@ -247,11 +242,7 @@ fn lost_env(c: &Contact, now: u64) -> Option<Envelope> {
     env(
         "CONTACT_LOST",
         now,
-        &RemoteIdContactLost {
-            id: c.id.clone(),
-            kind: RemoteIdTag::RemoteId,
-            last_seen_ts: c.last_seen_ts,
-        },
+        &RemoteIdContactLost::new(&c.id, c.last_seen_ts),
     )
 }
 
