@@ -7,9 +7,7 @@
 
 use crate::decode::{mac_text, Observation};
 use crate::odid::HeightRef;
-use ndefender_contract::contact::{
-    OperatorLocationType, RemoteIdContactEvent, RemoteIdContactLost, RemoteIdFields,
-};
+use ndefender_contract::contact::{OperatorLocationType, RemoteIdContactEvent, RemoteIdContactLost, RemoteIdFields};
 use ndefender_contract::enums::{RemoteIdHealth, RemoteIdMode};
 use ndefender_contract::envelope::Envelope;
 use ndefender_contract::events::{ReplayStateEvent, TelemetryUpdate};
@@ -239,11 +237,7 @@ impl Tracker {
 }
 
 fn lost_env(c: &Contact, now: u64) -> Option<Envelope> {
-    env(
-        "CONTACT_LOST",
-        now,
-        &RemoteIdContactLost::new(&c.id, c.last_seen_ts),
-    )
+    env("CONTACT_LOST", now, &RemoteIdContactLost::new(&c.id, c.last_seen_ts))
 }
 
 /// REPLAY_STATE at the wall clock `now`.

@@ -2,9 +2,11 @@
 //! (system-controller §3.3). Object paths are always taken from properties.
 //! A missing property is unknown (the field is omitted), never a failure.
 
-use crate::dbus::{call, proxy, signal_stream, Bus, DbusFail, NM};
+use crate::dbus::{call, proxy, Bus, DbusFail, NM};
 use crate::health::Probe;
-use crate::probes::{end, next_trigger, resync_interval, run_dbus_probe, SessionEnd, Streams};
+use crate::probes::{
+    end, next_trigger, properties_changed, record_failure, resync_interval, run_dbus_probe, SessionEnd, Streams,
+};
 use crate::state::Controller;
 use futures_util::StreamExt;
 use ndefender_contract::system::{WifiNetwork, WifiState};
@@ -47,20 +49,11 @@ pub fn spawn(ctl: Controller, bus: Bus) {
         NM,
         resync,
         |conn| async move {
-            let s = signal_stream(
-                &conn,
-                MANAGER,
-                "org.freedesktop.DBus.Properties",
-                Some("PropertiesChanged"),
-            )
-            .await?;
+            let s = properties_changed(&conn, MANAGER).await?;
             Ok(vec![s])
         },
         move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),
-        move |e| {
-            let code = e.code("networkmanager");
-            ctl.mutate(|st| st.probe_failed(Probe::Network, &code));
-        },
+        record_failure(ctl, Probe::Network, "networkmanager"),
     ));
 }
 

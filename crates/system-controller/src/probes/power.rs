@@ -2,10 +2,12 @@
 //! over D-Bus, auto-detection between them, and the battery warnings.
 
 use crate::config::PowerBackend;
-use crate::dbus::{call, proxy, signal_stream, Bus, DbusFail, UPOWER};
+use crate::dbus::{call, proxy, Bus, DbusFail, UPOWER};
 use crate::health::Probe;
 use crate::probes::ups_hat::{decode, read_all, UpsError, UpsRegisterReader};
-use crate::probes::{end, next_trigger, resync_interval, run_dbus_probe, SessionEnd, Streams};
+use crate::probes::{
+    end, next_trigger, properties_changed, record_failure, resync_interval, run_dbus_probe, SessionEnd, Streams,
+};
 use crate::state::{Controller, State};
 use ndefender_contract::enums::{LogLevel, Status, UpsState};
 use ndefender_contract::system::UpsTelemetry;
@@ -183,20 +185,11 @@ fn spawn_upower(ctl: Controller, bus: Bus) {
         UPOWER,
         Duration::from_secs(10),
         |conn| async move {
-            let s = signal_stream(
-                &conn,
-                "/org/freedesktop/UPower",
-                "org.freedesktop.DBus.Properties",
-                Some("PropertiesChanged"),
-            )
-            .await?;
+            let s = properties_changed(&conn, "/org/freedesktop/UPower").await?;
             Ok(vec![s])
         },
         move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),
-        move |e| {
-            let code = e.code("upower");
-            ctl.mutate(|st| st.probe_failed(Probe::Power, &code));
-        },
+        record_failure(ctl, Probe::Power, "upower"),
     ));
 }
 
