@@ -75,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
                 antsdr::Outcome::Malformed => ("malformed", None),
                 antsdr::Outcome::Invalid => ("invalid", None),
                 antsdr::Outcome::Stale => ("stale", None),
+                antsdr::Outcome::TestMarker => ("test_marker", None),
                 antsdr::Outcome::UnknownLost => ("unknown_lost", None),
             },
         };

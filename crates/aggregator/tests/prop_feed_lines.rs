@@ -318,6 +318,7 @@ proptest! {
                 antsdr::Outcome::Malformed => ("malformed", None),
                 antsdr::Outcome::Invalid => ("invalid", None),
                 antsdr::Outcome::Stale => ("stale", None),
+                antsdr::Outcome::TestMarker => ("test_marker", None),
                 antsdr::Outcome::UnknownLost => ("unknown_lost", None),
             }
         } else {

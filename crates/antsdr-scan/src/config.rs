@@ -63,17 +63,7 @@ impl Default for ApiConfig {
     }
 }
 
-impl std::ops::Deref for ApiConfig {
-    type Target = ndefender_service::server::ServerConfig<Defaults>;
-    fn deref(&self) -> &Self::Target {
-        &self.server
-    }
-}
-impl std::ops::DerefMut for ApiConfig {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.server
-    }
-}
+ndefender_service::extends_section!(ApiConfig => server: ndefender_service::server::ServerConfig<Defaults>);
 
 /// `[ws]`: hub keys of wire §7.7 other than `max_clients`, which lives in `[api]`.
 pub type WsConfig = ndefender_service::server::HubSection<Defaults>;

@@ -129,6 +129,26 @@ impl<D: Defaults> std::ops::DerefMut for ServerSection<D> {
     }
 }
 
+/// A daemon's section that flattens a shared one (the aggregator's `[server]` with its
+/// `dashboard` key, the scanner's `[api]`) reads and writes the shared keys as its own:
+/// `extends_section!(ApiConfig => server: ServerConfig<Defaults>)` makes `cfg.api.bind` work.
+#[macro_export]
+macro_rules! extends_section {
+    ($outer:ty => $field:ident : $inner:ty) => {
+        impl ::std::ops::Deref for $outer {
+            type Target = $inner;
+            fn deref(&self) -> &$inner {
+                &self.$field
+            }
+        }
+        impl ::std::ops::DerefMut for $outer {
+            fn deref_mut(&mut self) -> &mut $inner {
+                &mut self.$field
+            }
+        }
+    };
+}
+
 /// `[audit]`: the command trail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, bound = "")]

@@ -12,6 +12,28 @@ pub enum Reject {
     Invalid,
 }
 
+/// What a feed line did, for counters and tests (both feeds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Emitted(String),
+    Malformed,
+    Invalid,
+    Stale,
+    /// A RemoteID line naming a test marker: dropped.
+    TestMarker,
+    /// A LOST for an id we never saw: nothing emitted.
+    UnknownLost,
+}
+
+impl From<Reject> for Outcome {
+    fn from(r: Reject) -> Self {
+        match r {
+            Reject::Malformed => Outcome::Malformed,
+            Reject::Invalid => Outcome::Invalid,
+        }
+    }
+}
+
 /// A parsed feed line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedLine {

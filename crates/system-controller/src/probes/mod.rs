@@ -51,6 +51,19 @@ pub fn record_failure(ctl: Controller, probe: Probe, backend: &'static str) -> i
     }
 }
 
+/// A property that may legitimately be absent: any error other than a dead
+/// backend, a lost bus or a timeout means "unknown".
+pub async fn opt_prop<T>(p: &zbus::Proxy<'_>, name: &str, d: Duration) -> Result<Option<T>, DbusFail>
+where
+    T: serde::de::DeserializeOwned + zbus::Type,
+{
+    match crate::dbus::call(d, p.get_property::<T>(name)).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e @ (DbusFail::NoBus | DbusFail::Unavailable | DbusFail::Timeout)) => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Runs a D-Bus probe forever: streams per connection, then a session per
 /// backend appearance; after a failure, `on_fail` records it and the next
 /// attempt waits for the resync period or for the backend's name to reappear.

@@ -5,7 +5,8 @@
 use crate::dbus::{call, proxy, Bus, DbusFail, NM};
 use crate::health::Probe;
 use crate::probes::{
-    end, next_trigger, properties_changed, record_failure, resync_interval, run_dbus_probe, SessionEnd, Streams,
+    end, next_trigger, opt_prop, properties_changed, record_failure, resync_interval, run_dbus_probe, SessionEnd,
+    Streams,
 };
 use crate::state::Controller;
 use futures_util::StreamExt;
@@ -81,19 +82,6 @@ async fn watch(ctl: &Controller, bus: &Bus, conn: &Connection, streams: &mut Str
 
 fn t(ctl: &Controller) -> Duration {
     Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms)
-}
-
-/// A property that may legitimately be absent: any error other than a dead
-/// backend, a lost bus or a timeout means "unknown".
-async fn opt_prop<T>(p: &zbus::Proxy<'_>, name: &str, d: Duration) -> Result<Option<T>, DbusFail>
-where
-    T: serde::de::DeserializeOwned + zbus::Type,
-{
-    match call(d, p.get_property::<T>(name)).await {
-        Ok(v) => Ok(Some(v)),
-        Err(e @ (DbusFail::NoBus | DbusFail::Unavailable | DbusFail::Timeout)) => Err(e),
-        Err(_) => Ok(None),
-    }
 }
 
 fn is_root(p: &OwnedObjectPath) -> bool {
