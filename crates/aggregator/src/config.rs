@@ -30,15 +30,14 @@ pub struct AggregatorConfig {
     pub tak: crate::uplink::config::TakConfig,
 }
 
-/// The aggregator's defaults of the shared sections.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Defaults;
-
-impl ndefender_service::server::Defaults for Defaults {
-    const BIND: &'static str = "127.0.0.1:8001";
-    const MAX_CLIENTS: usize = 64;
-    const HEARTBEAT_MS: u64 = 2000;
-    const AUDIT_PATH: &'static str = "/var/lib/ndefender/aggregator/audit.jsonl";
+ndefender_service::section_defaults! {
+    /// The aggregator's defaults of the shared sections.
+    Defaults {
+        bind: "127.0.0.1:8001",
+        max_clients: 64,
+        heartbeat_ms: 2000,
+        audit_path: "/var/lib/ndefender/aggregator/audit.jsonl",
+    }
 }
 
 /// `[server]`: the section every daemon shares (ndefender-service) plus the aggregator's own
@@ -282,21 +281,7 @@ pub struct SafetyConfig {
     pub allow_unsafe: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LimitsConfig {
-    pub commands_per_minute: u32,
-    pub dangerous_per_minute: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            commands_per_minute: 10,
-            dangerous_per_minute: 2,
-        }
-    }
-}
+pub type LimitsConfig = ndefender_service::server::LimitsConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
