@@ -17,19 +17,31 @@ NDEFENDER_DEBS=(
   mosquitto mosquitto-clients # MQTT broker for the uplink and fleet tests (issue 15)
 )
 
-ensure_debian_packages() {
-  local missing=()
-  for p in "${NDEFENDER_DEBS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+# Prints the packages among "$@" that are not installed, one a line.
+missing_debian_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
   done
-  if [ "${#missing[@]}" -eq 0 ]; then
-    return 0
-  fi
+}
+
+# Installs "$@" with apt-get (through sudo when not root). Another apt run on the machine
+# holds the lock for a while: wait for it, do not fail.
+apt_install() {
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  echo "installing Debian packages: ${missing[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  echo "installing Debian packages: $*" >&2
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "$@"
+}
+
+ensure_debian_packages() {
+  local missing
+  mapfile -t missing < <(missing_debian_packages "${NDEFENDER_DEBS[@]}")
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
 }
 
 ensure_rust() {

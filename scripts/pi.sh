@@ -18,6 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# missing_debian_packages, apt_install
+source scripts/deps.sh
 
 PI_ARCH=${PI_ARCH:-arm64}
 case "$PI_ARCH" in
@@ -47,24 +49,16 @@ PI_DEBS=(
 )
 
 pi_ensure_packages() {
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  local missing=()
-  for p in "${PI_DEBS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
+  local missing
+  mapfile -t missing < <(missing_debian_packages "${PI_DEBS[@]}")
   if [ "${#missing[@]}" -eq 0 ]; then
     return 0
   fi
   if ! dpkg --print-foreign-architectures | grep -qx "$PI_ARCH"; then
     echo "adding the $PI_ARCH architecture to dpkg" >&2
-    $sudo dpkg --add-architecture "$PI_ARCH"
+    if [ "$(id -u)" -ne 0 ]; then sudo dpkg --add-architecture "$PI_ARCH"; else dpkg --add-architecture "$PI_ARCH"; fi
   fi
-  echo "installing Debian packages: ${missing[*]}" >&2
-  # Another apt run on the machine holds the lock for a while: wait for it, do not fail.
-  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-    --no-install-recommends "${missing[@]}"
+  apt_install "${missing[@]}"
 }
 
 # The environment of Debian's cargo for the cross build.

@@ -12,8 +12,8 @@ pub mod dbus;
 pub mod gpsd;
 pub mod http;
 pub mod proc;
-pub mod security;
 pub mod prop;
+pub mod security;
 pub mod stack;
 pub mod ws;
 

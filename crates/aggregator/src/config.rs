@@ -4,6 +4,7 @@
 use ndefender_service::config::Validate;
 use ndefender_tail::StartPosition;
 use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,15 +30,14 @@ pub struct AggregatorConfig {
     pub tak: crate::uplink::config::TakConfig,
 }
 
-/// The aggregator's defaults of the shared sections.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Defaults;
-
-impl ndefender_service::server::Defaults for Defaults {
-    const BIND: &'static str = "127.0.0.1:8001";
-    const MAX_CLIENTS: usize = 64;
-    const HEARTBEAT_MS: u64 = 2000;
-    const AUDIT_PATH: &'static str = "/var/lib/ndefender/aggregator/audit.jsonl";
+ndefender_service::section_defaults! {
+    /// The aggregator's defaults of the shared sections.
+    Defaults {
+        bind: "127.0.0.1:8001",
+        max_clients: 64,
+        heartbeat_ms: 2000,
+        audit_path: "/var/lib/ndefender/aggregator/audit.jsonl",
+    }
 }
 
 /// `[server]`: the section every daemon shares (ndefender-service) plus the aggregator's own
@@ -60,18 +60,7 @@ impl Default for ServerConfig {
     }
 }
 
-impl std::ops::Deref for ServerConfig {
-    type Target = ndefender_service::server::ServerSection<Defaults>;
-    fn deref(&self) -> &Self::Target {
-        &self.shared
-    }
-}
-
-impl std::ops::DerefMut for ServerConfig {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.shared
-    }
-}
+ndefender_service::extends_section!(ServerConfig => shared: ndefender_service::server::ServerSection<Defaults>);
 
 pub type AuditConfig = ndefender_service::server::AuditConfig<Defaults>;
 
@@ -109,9 +98,19 @@ impl Default for TailSection {
     }
 }
 
+/// Per-feed defaults of an [`UpstreamConfig`].
+pub trait UpstreamDefaults: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static {
+    const JSONL_PATH: &'static str;
+    const BASE_URL: &'static str;
+    const CONTACT_TTL_S: f64;
+}
+
+/// What the aggregator knows of an upstream daemon it follows, the keys `[remoteid]` and
+/// `[antsdr]` share: its JSONL feed, its REST API and credentials, how long its contacts live
+/// and when its data are stale. Each section flattens it with its own defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RemoteIdConfig {
+#[serde(default, bound = "")]
+pub struct UpstreamConfig<D: UpstreamDefaults> {
     pub enabled: bool,
     pub jsonl_path: PathBuf,
     pub base_url: String,
@@ -121,6 +120,39 @@ pub struct RemoteIdConfig {
     pub ca_file: String,
     pub contact_ttl_s: f64,
     pub stale_s: f64,
+    #[serde(skip)]
+    _d: PhantomData<D>,
+}
+
+impl<D: UpstreamDefaults> Default for UpstreamConfig<D> {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            jsonl_path: D::JSONL_PATH.into(),
+            base_url: D::BASE_URL.into(),
+            api_key: String::new(),
+            ca_file: String::new(),
+            contact_ttl_s: D::CONTACT_TTL_S,
+            stale_s: 15.0,
+            _d: PhantomData,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteIdDefaults;
+
+impl UpstreamDefaults for RemoteIdDefaults {
+    const JSONL_PATH: &'static str = "/opt/ndefender/logs/remoteid_engine.jsonl";
+    const BASE_URL: &'static str = "http://127.0.0.1:9001";
+    const CONTACT_TTL_S: f64 = 15.0;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RemoteIdConfig {
+    #[serde(flatten)]
+    pub upstream: UpstreamConfig<RemoteIdDefaults>,
     pub max_event_age_s: f64,
     pub test_markers: Vec<String>,
     pub engine_unit: String,
@@ -130,13 +162,7 @@ pub struct RemoteIdConfig {
 impl Default for RemoteIdConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
-            jsonl_path: "/opt/ndefender/logs/remoteid_engine.jsonl".into(),
-            base_url: "http://127.0.0.1:9001".into(),
-            api_key: String::new(),
-            ca_file: String::new(),
-            contact_ttl_s: 15.0,
-            stale_s: 15.0,
+            upstream: UpstreamConfig::default(),
             max_event_age_s: 15.0,
             test_markers: vec!["testdrone".into(), "warmstart".into()],
             engine_unit: "ndefender-remoteid-engine".into(),
@@ -145,35 +171,35 @@ impl Default for RemoteIdConfig {
     }
 }
 
+ndefender_service::extends_section!(RemoteIdConfig => upstream: UpstreamConfig<RemoteIdDefaults>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AntsdrDefaults;
+
+impl UpstreamDefaults for AntsdrDefaults {
+    const JSONL_PATH: &'static str = "/opt/ndefender/logs/antsdr_scan.jsonl";
+    const BASE_URL: &'static str = "http://127.0.0.1:8890";
+    const CONTACT_TTL_S: f64 = 180.0;
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AntsdrConfig {
-    pub enabled: bool,
-    pub jsonl_path: PathBuf,
-    pub base_url: String,
-    pub api_key: String,
-    /// PEM certificate an `https://` base_url must present (required for https; the
-    /// platform's roots are never used).
-    pub ca_file: String,
-    pub contact_ttl_s: f64,
-    pub stale_s: f64,
+    #[serde(flatten)]
+    pub upstream: UpstreamConfig<AntsdrDefaults>,
     pub poll_interval_s: f64,
 }
 
 impl Default for AntsdrConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
-            jsonl_path: "/opt/ndefender/logs/antsdr_scan.jsonl".into(),
-            base_url: "http://127.0.0.1:8890".into(),
-            api_key: String::new(),
-            ca_file: String::new(),
-            contact_ttl_s: 180.0,
-            stale_s: 15.0,
+            upstream: UpstreamConfig::default(),
             poll_interval_s: 5.0,
         }
     }
 }
+
+ndefender_service::extends_section!(AntsdrConfig => upstream: UpstreamConfig<AntsdrDefaults>);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -257,21 +283,7 @@ pub struct SafetyConfig {
     pub allow_unsafe: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LimitsConfig {
-    pub commands_per_minute: u32,
-    pub dangerous_per_minute: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            commands_per_minute: 10,
-            dangerous_per_minute: 2,
-        }
-    }
-}
+pub type LimitsConfig = ndefender_service::server::LimitsConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -22,18 +22,7 @@ fn tokens_env() -> String {
     ])
 }
 
-/// The harness's request (`ndefender_tests::security::call`) with this file's error type.
-async fn call(
-    method: reqwest::Method,
-    url: &str,
-    token: Option<&str>,
-    body: Option<(&str, &str)>,
-    origin: Option<&str>,
-) -> R<(u16, Value)> {
-    ndefender_tests::security::call(method, url, token, body, origin)
-        .await
-        .map_err(|e| e as Box<dyn std::error::Error>)
-}
+use ndefender_tests::security::call;
 
 async fn get(url: &str, token: Option<&str>) -> R<(u16, Value)> {
     call(reqwest::Method::GET, url, token, None, None).await

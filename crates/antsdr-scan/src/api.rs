@@ -8,7 +8,7 @@ use crate::metrics::{self, MetricsInput};
 use crate::plan::PlanSet;
 use crate::ratelimit::{Bucket, RateLimiter};
 use crate::replay::{self, ReplayError};
-use crate::runner::Control;
+use crate::runner::{Control, Loaded};
 use crate::source::SourceError;
 use crate::state::{rf_envelope, Shared};
 use crate::tracker::RfEvent;
@@ -360,7 +360,8 @@ async fn config_reload(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMa
         let restart = crate::config::restart_required(&old, &cfg);
         let summaries = crate::plan_summaries(&plans);
         let applied = cfg.clone();
-        api.send(|tx| Control::Reload(Box::new((cfg, plans, profiles)), tx))
+        let loaded = Loaded { cfg, plans, profiles };
+        api.send(|tx| Control::Reload(Box::new(loaded), tx))
             .await?
             .map_err(invalid)?;
         {

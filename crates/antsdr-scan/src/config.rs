@@ -27,15 +27,14 @@ pub struct ScanConfig {
     pub audit: AuditConfig,
 }
 
-/// The scanner's defaults of the shared sections.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Defaults;
-
-impl ndefender_service::server::Defaults for Defaults {
-    const BIND: &'static str = "127.0.0.1:8890";
-    const MAX_CLIENTS: usize = 25;
-    const HEARTBEAT_MS: u64 = 0;
-    const AUDIT_PATH: &'static str = "/var/lib/ndefender/antsdr-scan/audit.jsonl";
+ndefender_service::section_defaults! {
+    /// The scanner's defaults of the shared sections.
+    Defaults {
+        bind: "127.0.0.1:8890",
+        max_clients: 25,
+        heartbeat_ms: 0,
+        audit_path: "/var/lib/ndefender/antsdr-scan/audit.jsonl",
+    }
 }
 
 /// `[api]`: the shared server keys (ndefender-service) plus the scanner's own.
@@ -63,37 +62,13 @@ impl Default for ApiConfig {
     }
 }
 
-impl std::ops::Deref for ApiConfig {
-    type Target = ndefender_service::server::ServerConfig<Defaults>;
-    fn deref(&self) -> &Self::Target {
-        &self.server
-    }
-}
-impl std::ops::DerefMut for ApiConfig {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.server
-    }
-}
+ndefender_service::extends_section!(ApiConfig => server: ndefender_service::server::ServerConfig<Defaults>);
 
 /// `[ws]`: hub keys of wire §7.7 other than `max_clients`, which lives in `[api]`.
 pub type WsConfig = ndefender_service::server::HubSection<Defaults>;
 pub type AuditConfig = ndefender_service::server::AuditConfig<Defaults>;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LimitsConfig {
-    pub commands_per_minute: u32,
-    pub dangerous_per_minute: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            commands_per_minute: 10,
-            dangerous_per_minute: 2,
-        }
-    }
-}
+pub type LimitsConfig = ndefender_service::server::LimitsConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -404,7 +379,7 @@ impl Default for ReplayConfig {
     }
 }
 
-pub use ndefender_service::daemon::LogConfig;
+pub type LogConfig = ndefender_service::server::LogConfig;
 
 fn err<T>(key: &str, msg: impl Into<String>) -> Result<T, (String, String)> {
     Err((key.to_owned(), msg.into()))

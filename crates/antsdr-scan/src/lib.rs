@@ -92,7 +92,12 @@ pub async fn run_with_clock(
     );
     shared.attach_hub(hub.clone());
 
-    let threads = runner::start(cfg.clone(), plans, profiles, clock.clone(), virt, shared.clone())?;
+    let loaded = runner::Loaded {
+        cfg: cfg.clone(),
+        plans,
+        profiles,
+    };
+    let threads = runner::start(loaded, clock.clone(), virt, shared.clone())?;
     let http_metrics = Arc::new(ndefender_service::metrics::HttpMetrics::default());
     let api = Arc::new(Api {
         shared: shared.clone(),

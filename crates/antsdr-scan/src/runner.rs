@@ -25,6 +25,14 @@ const OUTPUT_QUEUE: usize = 256;
 
 pub type Reply<T> = oneshot::Sender<T>;
 
+/// What loading the config yields, at start and on `config/reload`: the config, its sweep
+/// plans and the classifier's profiles.
+pub struct Loaded {
+    pub cfg: ScanConfig,
+    pub plans: PlanSet,
+    pub profiles: Profiles,
+}
+
 /// Requests the API sends to the scan thread; each is applied between steps.
 pub enum Control {
     Start(Vec<Plan>, String, Reply<()>),
@@ -32,7 +40,7 @@ pub enum Control {
     Gain(GainMode, f64, Reply<Result<(f64, bool), SourceError>>),
     Reset(Reply<Result<(), SourceError>>),
     Calibrate(String, Reply<Result<(), SourceError>>),
-    Reload(Box<(ScanConfig, PlanSet, Profiles)>, Reply<Result<(), String>>),
+    Reload(Box<Loaded>, Reply<Result<(), String>>),
     Shutdown,
 }
 
@@ -96,13 +104,12 @@ impl Threads {
 
 /// Starts the output and scan threads. `virt` is set when the scan runs on a virtual clock.
 pub fn start(
-    cfg: ScanConfig,
-    plans: PlanSet,
-    profiles: Profiles,
+    loaded: Loaded,
     clock: Arc<dyn Clock>,
     virt: Option<Arc<ManualClock>>,
     shared: Arc<Shared>,
 ) -> std::io::Result<Threads> {
+    let Loaded { cfg, plans, profiles } = loaded;
     let (out_tx, out_rx) = mpsc::sync_channel::<OutMsg>(OUTPUT_QUEUE);
     let writer = JsonlWriter::new(
         cfg.output.jsonl_path.clone(),
@@ -167,7 +174,7 @@ fn handle(e: &mut Engine, c: Control) -> bool {
             let _ = r.send(e.calibrate(&kind));
         }
         Control::Reload(b, r) => {
-            let (cfg, plans, profiles) = *b;
+            let Loaded { cfg, plans, profiles } = *b;
             let _ = r.send(e.reload(cfg, plans, profiles));
         }
         Control::Shutdown => return false,

@@ -286,15 +286,7 @@ impl Tracker {
         let Some(c) = self.contacts.get_mut(id) else {
             return;
         };
-        c.obs = Obs {
-            freq_hz: d.freq_hz,
-            snr_db: d.snr_db,
-            peak_db: d.peak_db,
-            floor_db: d.noise_floor_db,
-            prominence_db: d.prominence_db,
-            cluster_size: d.cluster_size,
-            ofdm_score: d.ofdm_score,
-        };
+        c.obs = obs_of(d);
         c.last_seen = p.now;
         c.last_seen_ms = d.time_ms.max(1);
         if !c.present && c.last_hit_cycle != p.sweep_seq {

@@ -1,45 +1,35 @@
 //! Contacts (Contact.json) and the contact lifecycle event payloads.
 
 use crate::enums::Severity;
-use crate::num::skip_f64;
+use ndefender_contract_macros::finite_floats;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 /// The RemoteID members shared by the stored contact and the CONTACT_NEW/UPDATE data.
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoteIdFields {
     pub model: Option<String>,
     pub operator_id: Option<String>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub lat: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub lon: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub altitude_m: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub speed_m_s: Option<f64>,
     // Contract v1.1: what Open Drone ID frames carry beyond the reference engine's fields.
     /// True track over ground, 0–360 degrees.
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub heading_deg: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub vspeed_m_s: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub height_agl_m: Option<f64>,
     /// ASTM F3411 UA type in snake case, e.g. `helicopter_or_multirotor`.
     pub ua_type: Option<String>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub operator_lat: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub operator_lon: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub operator_alt_m: Option<f64>,
     pub operator_location_type: Option<OperatorLocationType>,
     pub transport: Option<RemoteIdTransport>,
     /// Lowercase colon form, `aa:bb:cc:dd:ee:ff`.
     pub mac: Option<String>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub rssi_dbm: Option<f64>,
     /// The kits that saw this contact (fleet view); absent on a single kit.
     pub seen_by: Option<Vec<SeenBy>>,
@@ -65,14 +55,13 @@ pub enum RemoteIdTransport {
 }
 
 /// One kit that saw a contact (contract v1.1 `seen_by` item).
+#[finite_floats]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeenBy {
     pub kit_id: String,
     pub last_seen_ts: u64,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub rssi_dbm: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub distance_m: Option<f64>,
 }
 
@@ -95,6 +84,17 @@ pub struct RemoteIdContactEvent {
     pub fields: RemoteIdFields,
 }
 
+impl RemoteIdContactEvent {
+    pub fn new(id: impl Into<String>, last_seen_ts: u64, fields: RemoteIdFields) -> Self {
+        Self {
+            id: id.into(),
+            kind: RemoteIdTag::RemoteId,
+            last_seen_ts,
+            fields,
+        }
+    }
+}
+
 /// CONTACT_LOST data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemoteIdContactLost {
@@ -102,6 +102,16 @@ pub struct RemoteIdContactLost {
     #[serde(rename = "type")]
     pub kind: RemoteIdTag,
     pub last_seen_ts: u64,
+}
+
+impl RemoteIdContactLost {
+    pub fn new(id: impl Into<String>, last_seen_ts: u64) -> Self {
+        Self {
+            id: id.into(),
+            kind: RemoteIdTag::RemoteId,
+            last_seen_ts,
+        }
+    }
 }
 
 /// Scanner-reported emitter features (all 11 always present).
@@ -289,19 +299,10 @@ pub struct RemoteIdContact {
 
 impl RemoteIdContact {
     pub fn event_data(&self) -> RemoteIdContactEvent {
-        RemoteIdContactEvent {
-            id: self.id.clone(),
-            kind: RemoteIdTag::RemoteId,
-            last_seen_ts: self.last_seen_ts,
-            fields: self.fields.clone(),
-        }
+        RemoteIdContactEvent::new(&self.id, self.last_seen_ts, self.fields.clone())
     }
     pub fn lost_data(&self) -> RemoteIdContactLost {
-        RemoteIdContactLost {
-            id: self.id.clone(),
-            kind: RemoteIdTag::RemoteId,
-            last_seen_ts: self.last_seen_ts,
-        }
+        RemoteIdContactLost::new(&self.id, self.last_seen_ts)
     }
 }
 

@@ -1,43 +1,43 @@
 //! AntSDR, RemoteID and ESP32 state bodies, and the aggregator-only snapshot sections.
 
 use crate::enums::{GainMode, RemoteIdHealth, RemoteIdMode, RfStatus, VideoStatus};
-use crate::num::skip_f64;
+use ndefender_contract_macros::finite_floats;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use serde_with::skip_serializing_none;
 
 /// AntSDRDeviceState.json (snapshot `antsdr`, scanner `GET /device`).
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AntsdrDeviceState {
     pub timestamp_ms: Option<u64>,
     pub connected: Option<bool>,
     pub uri: Option<String>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub temperature_c: Option<f64>,
     pub last_error: Option<String>,
 }
 
 /// AntSDRGainState.json.
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AntsdrGainState {
     pub timestamp_ms: Option<u64>,
     pub mode: Option<GainMode>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub gain_db: Option<f64>,
     pub limits: Option<GainLimits>,
 }
 
+#[finite_floats]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GainLimits {
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub min_db: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub max_db: Option<f64>,
 }
 
 /// AntSDRStats.json.
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AntsdrStats {
@@ -45,7 +45,6 @@ pub struct AntsdrStats {
     pub frames_processed: Option<u64>,
     pub events_emitted: Option<u64>,
     pub last_event_timestamp_ms: Option<u64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub noise_floor_db: Option<f64>,
     pub peaks: Option<u64>,
     pub last_error: Option<String>,
@@ -63,15 +62,13 @@ pub struct AntsdrSweepState {
     pub last_error: Option<String>,
 }
 
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SweepPlanSummary {
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub start_hz: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub end_hz: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub step_hz: Option<f64>,
 }
 
@@ -101,6 +98,7 @@ pub struct RemoteIdStats {
 }
 
 /// RemoteIDReplayState.json (`GET /remote_id/replay/state`).
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoteIdReplayStateBody {
@@ -108,7 +106,6 @@ pub struct RemoteIdReplayStateBody {
     pub active: Option<bool>,
     pub source: Option<String>,
     pub state: Option<String>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub speed: Option<f64>,
     pub position: Option<u64>,
     pub total: Option<u64>,
@@ -273,12 +270,12 @@ pub struct VrxSys {
 }
 
 /// Snapshot `fpv` (anchors: scan_state, locked_channels).
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FpvSection {
     pub selected: Option<i64>,
     pub scan_state: String,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub freq_hz: Option<f64>,
     pub rssi_raw: Option<i64>,
     pub locked_channels: Vec<i64>,

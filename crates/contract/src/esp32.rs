@@ -94,27 +94,21 @@ impl Esp32ErrorCode {
         }
     }
 
+    /// The documented code the firmware never produces and the four host-only ones.
+    const NOT_FROM_DEVICE: [Esp32ErrorCode; 5] = [
+        Esp32ErrorCode::NotImplemented,
+        Esp32ErrorCode::Esp32NotConnected,
+        Esp32ErrorCode::Esp32Timeout,
+        Esp32ErrorCode::Busy,
+        Esp32ErrorCode::NotSupported,
+    ];
+
     /// Parses a code as it appears in an ack's `err` (exact spelling).
     pub fn parse(s: &str) -> Option<Self> {
-        const ALL: [Esp32ErrorCode; 16] = [
-            Esp32ErrorCode::MissingCmd,
-            Esp32ErrorCode::MissingId,
-            Esp32ErrorCode::MissingArgs,
-            Esp32ErrorCode::ArgsOob,
-            Esp32ErrorCode::VrxIdOob,
-            Esp32ErrorCode::FreqOob,
-            Esp32ErrorCode::DwellOob,
-            Esp32ErrorCode::RangeOob,
-            Esp32ErrorCode::NoBest,
-            Esp32ErrorCode::ChOob,
-            Esp32ErrorCode::UnknownCmd,
-            Esp32ErrorCode::NotImplemented,
-            Esp32ErrorCode::Esp32NotConnected,
-            Esp32ErrorCode::Esp32Timeout,
-            Esp32ErrorCode::Busy,
-            Esp32ErrorCode::NotSupported,
-        ];
-        ALL.into_iter().find(|c| c.as_str() == s)
+        Self::DEVICE
+            .into_iter()
+            .chain(Self::NOT_FROM_DEVICE)
+            .find(|c| c.as_str() == s)
     }
 
     /// True for the host-only codes (never written by the device).

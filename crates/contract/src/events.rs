@@ -4,7 +4,7 @@
 //! the table in PROTOCOL.md §8 maps each type to its payload.
 
 use crate::enums::{LogLevel, RemoteIdHealth, RemoteIdMode};
-use crate::num::skip_f64;
+use ndefender_contract_macros::finite_floats;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use serde_with::skip_serializing_none;
@@ -219,13 +219,13 @@ pub struct ReplayStateEvent {
 }
 
 /// Scanner `RF_SCAN_STATS` heartbeat line (antsdr-scan §9); a pass-through type for the aggregator.
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RfScanStats {
     pub timestamp_ms: u64,
     pub frames_processed: u64,
     pub events_emitted: u64,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub noise_floor_db: Option<f64>,
     pub peaks: Option<u64>,
     pub active_plan: Option<String>,

@@ -2,11 +2,13 @@
 //! WifiState, BluetoothState, network_state, service_status and the detail lists.
 
 use crate::enums::{Fix, Status, UpsState};
-use crate::num::{in_range, skip_f64};
+use crate::num::in_range;
+use ndefender_contract_macros::finite_floats;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 /// SystemStats.json (SYSTEM_STATUS data, snapshot `system`).
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SystemStats {
@@ -18,15 +20,10 @@ pub struct SystemStats {
     pub ram: Option<RamStats>,
     pub storage: Option<StorageStats>,
     pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub cpu_temp_c: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub cpu_usage_percent: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub load_1m: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub load_5m: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub load_15m: Option<f64>,
     pub ram_used_mb: Option<i64>,
     pub ram_total_mb: Option<i64>,
@@ -58,17 +55,13 @@ pub struct VersionInfo {
     pub build_ts: Option<u64>,
 }
 
+#[finite_floats]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuStats {
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub temp_c: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub load1: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub load5: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub load15: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub usage_percent: Option<f64>,
 }
 
@@ -87,29 +80,24 @@ pub struct StorageStats {
     pub logs: Option<DiskUsage>,
 }
 
+#[finite_floats]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DiskUsage {
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub total_gb: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub used_gb: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub free_gb: Option<f64>,
 }
 
 /// UPS_Telemetry.json (UPS_UPDATE data, snapshot `power`).
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpsTelemetry {
     pub timestamp_ms: Option<u64>,
     pub status: Option<Status>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub pack_voltage_v: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub current_a: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub input_vbus_v: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub input_power_w: Option<f64>,
     pub soc_percent: Option<i64>,
     pub time_to_empty_s: Option<i64>,
@@ -147,27 +135,20 @@ pub struct AudioState {
 }
 
 /// GPSState.json.
+#[finite_floats]
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GpsState {
     pub timestamp_ms: Option<u64>,
     pub fix: Option<Fix>,
     pub satellites: Option<Satellites>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub hdop: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub vdop: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub pdop: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub latitude: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub longitude: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub altitude_m: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub speed_m_s: Option<f64>,
-    #[serde(skip_serializing_if = "skip_f64", default)]
     pub heading_deg: Option<f64>,
     pub last_update_ms: Option<u64>,
     pub age_ms: Option<u64>,

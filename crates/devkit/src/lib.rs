@@ -15,3 +15,4 @@ pub mod mosquitto;
 pub mod remoteid;
 pub mod soak;
 pub mod stack;
+pub mod tool;

@@ -31,7 +31,7 @@ impl ndefender_service::server::Defaults for Defaults {
 /// `[server]`: the section every daemon shares (ndefender-service).
 pub type ServerConfig = ndefender_service::server::ServerSection<Defaults>;
 pub type AuditConfig = ndefender_service::server::AuditConfig<Defaults>;
-pub use ndefender_service::daemon::LogConfig;
+pub use ndefender_service::server::LogConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -7,9 +7,7 @@
 
 use crate::decode::{mac_text, Observation};
 use crate::odid::HeightRef;
-use ndefender_contract::contact::{
-    OperatorLocationType, RemoteIdContactEvent, RemoteIdContactLost, RemoteIdFields, RemoteIdTag,
-};
+use ndefender_contract::contact::{OperatorLocationType, RemoteIdContactEvent, RemoteIdContactLost, RemoteIdFields};
 use ndefender_contract::enums::{RemoteIdHealth, RemoteIdMode};
 use ndefender_contract::envelope::Envelope;
 use ndefender_contract::events::{ReplayStateEvent, TelemetryUpdate};
@@ -35,12 +33,7 @@ pub struct Contact {
 
 impl Contact {
     pub fn event_data(&self) -> RemoteIdContactEvent {
-        RemoteIdContactEvent {
-            id: self.id.clone(),
-            kind: RemoteIdTag::RemoteId,
-            last_seen_ts: self.last_seen_ts,
-            fields: self.fields.clone(),
-        }
+        RemoteIdContactEvent::new(&self.id, self.last_seen_ts, self.fields.clone())
     }
 }
 
@@ -244,15 +237,7 @@ impl Tracker {
 }
 
 fn lost_env(c: &Contact, now: u64) -> Option<Envelope> {
-    env(
-        "CONTACT_LOST",
-        now,
-        &RemoteIdContactLost {
-            id: c.id.clone(),
-            kind: RemoteIdTag::RemoteId,
-            last_seen_ts: c.last_seen_ts,
-        },
-    )
+    env("CONTACT_LOST", now, &RemoteIdContactLost::new(&c.id, c.last_seen_ts))
 }
 
 /// REPLAY_STATE at the wall clock `now`.

@@ -13,7 +13,7 @@ use crate::server::{AuditConfig, Defaults, ServerConfig};
 use crate::Shutdown;
 use ndefender_contract::ErrorStyle;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -35,19 +35,8 @@ impl<C> Default for Hooks<C> {
     }
 }
 
-/// `[log]` of the daemons that have one: the filter used when `RUST_LOG` is unset
-/// (a daemon's [`Hooks::log_level`] returns it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LogConfig {
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { level: "info".into() }
-    }
-}
+/// `[log]` (the scanner, the RemoteID engine); a daemon's [`Hooks::log_level`] returns its level.
+pub use crate::server::LogConfig;
 
 /// Runs a daemon's `main` and exits the process with its code.
 pub fn main<C, F, Fut>(name: &'static str, hooks: Hooks<C>, run: F) -> !

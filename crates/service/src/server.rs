@@ -132,6 +132,82 @@ impl<D: Defaults> std::ops::DerefMut for ServerSection<D> {
     }
 }
 
+/// Declares a daemon's [`Defaults`] marker type: its port, client cap, heartbeat and audit
+/// trail, the values its shipped config file lists for the shared sections.
+#[macro_export]
+macro_rules! section_defaults {
+    ($(#[$m:meta])* $name:ident {
+        bind: $bind:expr,
+        max_clients: $max_clients:expr,
+        heartbeat_ms: $heartbeat_ms:expr,
+        audit_path: $audit_path:expr $(,)?
+    }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name;
+
+        impl $crate::server::Defaults for $name {
+            const BIND: &'static str = $bind;
+            const MAX_CLIENTS: usize = $max_clients;
+            const HEARTBEAT_MS: u64 = $heartbeat_ms;
+            const AUDIT_PATH: &'static str = $audit_path;
+        }
+    };
+}
+
+/// `[limits]` of the aggregator and the scanner: commands per client and minute, and the
+/// dangerous ones (counted apart).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    pub commands_per_minute: u32,
+    pub dangerous_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            commands_per_minute: 10,
+            dangerous_per_minute: 2,
+        }
+    }
+}
+
+/// `[log]`: the log filter a daemon uses when `RUST_LOG` is unset (the scanner, the RemoteID
+/// engine).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// Filter used when `RUST_LOG` is unset.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+/// A daemon's section that flattens a shared one (the aggregator's `[server]` with its
+/// `dashboard` key, the scanner's `[api]`) reads and writes the shared keys as its own:
+/// `extends_section!(ApiConfig => server: ServerConfig<Defaults>)` makes `cfg.api.bind` work.
+#[macro_export]
+macro_rules! extends_section {
+    ($outer:ty => $field:ident : $inner:ty) => {
+        impl ::std::ops::Deref for $outer {
+            type Target = $inner;
+            fn deref(&self) -> &$inner {
+                &self.$field
+            }
+        }
+        impl ::std::ops::DerefMut for $outer {
+            fn deref_mut(&mut self) -> &mut $inner {
+                &mut self.$field
+            }
+        }
+    };
+}
+
 /// `[audit]`: the command trail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, bound = "")]

@@ -1,8 +1,8 @@
-//! Property tests of config loading (PROTOCOL.md §10) through `load_str`, the body of `load`:
-//! defaults → file → `NDEFENDER_*` environment, unknown keys named, `--check-config` output
-//! loads back to the same config, and no input panics.
+//! Tests of config loading (PROTOCOL.md §10) through `load` and `load_str`, the body of
+//! `load`: defaults → file → `NDEFENDER_*` environment, unknown keys named, `--check-config`
+//! output loads back to the same config, and (property tests) no input panics.
 
-use ndefender_service::config::{load_str, render_masked, ConfigError, Validate};
+use ndefender_service::config::{load as load_file, load_str, render_masked, ConfigError, Validate};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -166,4 +166,73 @@ proptest! {
             }
         }
     }
+}
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[test]
+fn defaults_file_env_precedence() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let f = dir.path().join("c.toml");
+    std::fs::write(&f, "[server]\nbind = \"0.0.0.0:1\"\nmax_clients = 3\n")?;
+    let c: Cfg = load_file(Some(&f), vars(&[("NDEFENDER_SERVER__MAX_CLIENTS", "5")]))?;
+    assert_eq!(c.server.bind, "0.0.0.0:1");
+    assert_eq!(c.server.max_clients, 5);
+    let c: Cfg = load_file(
+        None,
+        vars(&[
+            ("NDEFENDER_SERVER__ALLOWED_ORIGINS", "[\"http://a\"]"),
+            ("NDEFENDER_SERVER__BIND", "0.0.0.0:9"),
+        ]),
+    )?;
+    assert_eq!(c.server.allowed_origins, vec!["http://a".to_string()]);
+    assert_eq!(c.server.bind, "0.0.0.0:9");
+    assert_eq!(load_file::<Cfg>(None, vars(&[]))?, Cfg::default());
+    Ok(())
+}
+
+#[test]
+fn unknown_keys_in_file_and_environment_are_named() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let f = dir.path().join("c.toml");
+    std::fs::write(&f, "[server]\nbnd = \"x\"\n")?;
+    let e = load_file::<Cfg>(Some(&f), vars(&[]))
+        .err()
+        .map(|e| e.0)
+        .unwrap_or_default();
+    assert_eq!(e, "unknown key \"server.bnd\"");
+    let e = load_file::<Cfg>(None, vars(&[("NDEFENDER_ESP32__PROT", "1")]))
+        .err()
+        .map(|e| e.0);
+    assert_eq!(e.as_deref(), Some("unknown key \"esp32\""));
+    let e = load_file::<Cfg>(None, vars(&[("NDEFENDER_SERVER__PROT", "1")]))
+        .err()
+        .map(|e| e.0);
+    assert_eq!(e.as_deref(), Some("unknown key \"server.prot\""));
+    Ok(())
+}
+
+#[test]
+fn type_and_range_errors_name_the_key() {
+    let e = load_file::<Cfg>(None, vars(&[("NDEFENDER_SERVER__MAX_CLIENTS", "\"many\"")]))
+        .err()
+        .map(|e| e.0)
+        .unwrap_or_default();
+    assert!(e.contains("max_clients"), "{e}");
+    let e = load_file::<Cfg>(None, vars(&[("NDEFENDER_SERVER__MAX_CLIENTS", "0")]))
+        .err()
+        .map(|e| e.0)
+        .unwrap_or_default();
+    assert!(e.contains("server.max_clients"), "{e}");
+}
+
+#[test]
+fn masking() {
+    let mut c = Cfg::default();
+    c.server.api_key = "hunter2".into();
+    let s = render_masked(&c);
+    assert!(s.contains("api_key = \"***\""), "{s}");
+    assert!(!s.contains("hunter2"));
 }

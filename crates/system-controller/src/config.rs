@@ -22,15 +22,14 @@ pub struct ControllerConfig {
     pub audit: AuditConfig,
 }
 
-/// The controller's defaults of the shared sections.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Defaults;
-
-impl ndefender_service::server::Defaults for Defaults {
-    const BIND: &'static str = "127.0.0.1:8002";
-    const MAX_CLIENTS: usize = 32;
-    const HEARTBEAT_MS: u64 = 0;
-    const AUDIT_PATH: &'static str = "/var/lib/ndefender/system-controller/audit.jsonl";
+ndefender_service::section_defaults! {
+    /// The controller's defaults of the shared sections.
+    Defaults {
+        bind: "127.0.0.1:8002",
+        max_clients: 32,
+        heartbeat_ms: 0,
+        audit_path: "/var/lib/ndefender/system-controller/audit.jsonl",
+    }
 }
 
 /// `[server]`: the section every daemon shares (ndefender-service).

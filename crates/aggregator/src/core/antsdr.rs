@@ -1,7 +1,8 @@
 //! AntSDR feed lines → RF contacts and the `rf` section (aggregator §5, §6.2).
 
 use super::contacts::{rf_severity, StoredRf};
-use super::feedline::{num_member, passthrough_data, str_member, uint_member, FeedLine, Reject};
+pub use super::feedline::Outcome;
+use super::feedline::{num_member, passthrough_data, str_member, uint_member, FeedLine};
 use super::{Feed, FeedHealth, Removal, State};
 use ndefender_contract::contact::{AntsdrSourceTag, RfContact, RfContactData, RfFeatures, RfTag};
 use ndefender_contract::enums::RfStatus;
@@ -9,35 +10,11 @@ use ndefender_contract::events::kind;
 use ndefender_contract::Source;
 use serde_json::{Map, Value};
 
-/// What a line did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Emitted(String),
-    Malformed,
-    Invalid,
-    Stale,
-    UnknownLost,
-}
-
-impl Outcome {
-    /// The feed counter the line is counted under, and the event type an accepted line emitted.
-    pub fn counted(self) -> (&'static str, Option<String>) {
-        match self {
-            Outcome::Emitted(k) => ("accepted", Some(k)),
-            Outcome::Malformed => ("malformed", None),
-            Outcome::Invalid => ("invalid", None),
-            Outcome::Stale => ("stale", None),
-            Outcome::UnknownLost => ("unknown_lost", None),
-        }
-    }
-}
-
 pub fn apply_line(st: &mut State, line: &str) -> Outcome {
     let now = st.clock.now_ms();
     let l = match st.parse_feed_line(Feed::Antsdr, line) {
         Ok(l) => l,
-        Err(Reject::Malformed) => return Outcome::Malformed,
-        Err(Reject::Invalid) => return Outcome::Invalid,
+        Err(r) => return r.into(),
     };
     let kind = match l.kind.as_str() {
         "CONTACT_NEW" => kind::RF_CONTACT_NEW.to_owned(),

@@ -12,6 +12,42 @@ pub enum Reject {
     Invalid,
 }
 
+/// What a feed line did, for counters and tests (both feeds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Emitted(String),
+    Malformed,
+    Invalid,
+    Stale,
+    /// A RemoteID line naming a test marker: dropped.
+    TestMarker,
+    /// A LOST for an id we never saw: nothing emitted.
+    UnknownLost,
+}
+
+impl Outcome {
+    /// The feed counter the line is counted under, and the event type an accepted line emitted.
+    pub fn counted(self) -> (&'static str, Option<String>) {
+        match self {
+            Outcome::Emitted(k) => ("accepted", Some(k)),
+            Outcome::Malformed => ("malformed", None),
+            Outcome::Invalid => ("invalid", None),
+            Outcome::Stale => ("stale", None),
+            Outcome::TestMarker => ("test_marker", None),
+            Outcome::UnknownLost => ("unknown_lost", None),
+        }
+    }
+}
+
+impl From<Reject> for Outcome {
+    fn from(r: Reject) -> Self {
+        match r {
+            Reject::Malformed => Outcome::Malformed,
+            Reject::Invalid => Outcome::Invalid,
+        }
+    }
+}
+
 /// A parsed feed line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedLine {

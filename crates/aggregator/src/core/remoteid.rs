@@ -1,6 +1,7 @@
 //! RemoteID feed lines → contacts, telemetry and replay state (aggregator §4, §6.1, §6.4).
 
-use super::feedline::{num_member, passthrough_data, str_member, uint_member, FeedLine, Reject};
+pub use super::feedline::Outcome;
+use super::feedline::{num_member, passthrough_data, str_member, uint_member, FeedLine};
 use super::{Feed, FeedHealth, Removal, State};
 use ndefender_contract::contact::RemoteIdFields;
 use ndefender_contract::devices::RemoteIdReplayStateBody;
@@ -30,8 +31,7 @@ pub fn apply_line(st: &mut State, line: &str) -> Outcome {
     let now = st.clock.now_ms();
     let l = match st.parse_feed_line(Feed::RemoteId, line) {
         Ok(l) => l,
-        Err(Reject::Malformed) => return Outcome::Malformed,
-        Err(Reject::Invalid) => return Outcome::Invalid,
+        Err(r) => return r.into(),
     };
     let replay = st.replay_active();
     if !replay && l.kind != "REPLAY_STATE" {
@@ -93,32 +93,6 @@ pub fn apply_line(st: &mut State, line: &str) -> Outcome {
     st.health.insert(Feed::RemoteId, FeedHealth::Fresh);
     st.emit(&kind, l.time_ms, Source::Remoteid, &data);
     Outcome::Emitted(kind)
-}
-
-/// What a line did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Emitted(String),
-    Malformed,
-    Invalid,
-    Stale,
-    TestMarker,
-    /// A LOST for an id we never saw: nothing emitted.
-    UnknownLost,
-}
-
-impl Outcome {
-    /// The feed counter the line is counted under, and the event type an accepted line emitted.
-    pub fn counted(self) -> (&'static str, Option<String>) {
-        match self {
-            Outcome::Emitted(k) => ("accepted", Some(k)),
-            Outcome::Malformed => ("malformed", None),
-            Outcome::Invalid => ("invalid", None),
-            Outcome::Stale => ("stale", None),
-            Outcome::TestMarker => ("test_marker", None),
-            Outcome::UnknownLost => ("unknown_lost", None),
-        }
-    }
 }
 
 fn has_test_marker(data: &Map<String, Value>, markers: &[String]) -> bool {

@@ -212,19 +212,25 @@ pub fn overloaded(x: &[Complex32]) -> bool {
     hits as f64 > 1e-4 * x.len() as f64
 }
 
+/// The shipped radio settings (20 MS/s, 4096-point FFT averaged over 4), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_params() -> DspParams {
+    DspParams {
+        fft_size: 4096,
+        avg_frames: 4,
+        sample_rate: 20e6,
+        usable_fraction: 0.8,
+        dc_guard_hz: 15_000.0,
+        cal_offset_db: 0.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn params() -> DspParams {
-        DspParams {
-            fft_size: 4096,
-            avg_frames: 4,
-            sample_rate: 20e6,
-            usable_fraction: 0.8,
-            dc_guard_hz: 15_000.0,
-            cal_offset_db: 0.0,
-        }
+        test_params()
     }
 
     #[test]

@@ -356,7 +356,7 @@ impl IqSource for SyntheticSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsp::{DspParams, StepDsp, StepSpectrum};
+    use crate::dsp::{StepDsp, StepSpectrum};
 
     #[test]
     fn noise_floor_and_gain_scaling() -> Result<(), SourceError> {
@@ -371,14 +371,7 @@ mod tests {
         assert_eq!(timing.step(), Duration::from_nanos(3_957_600));
         let mut src = SyntheticSource::new(Scene::empty(7), timing, 0, 40.0);
         src.open()?;
-        let p = DspParams {
-            fft_size: 4096,
-            avg_frames: 4,
-            sample_rate: 20e6,
-            usable_fraction: 0.8,
-            dc_guard_hz: 15_000.0,
-            cal_offset_db: 0.0,
-        };
+        let p = crate::dsp::test_params();
         let mut dsp = StepDsp::new(p);
         let mut buf = vec![Complex32::new(0.0, 0.0); p.samples_per_step()];
         let mut spec = StepSpectrum::default();

@@ -71,22 +71,7 @@ fn stop(d: Daemon) {
 }
 
 fn main() {
-    let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ndefender-demo: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = rt.block_on(run(args)) {
-        eprintln!("ndefender-demo: {e}");
-        std::process::exit(1);
-    }
+    ndefender_devkit::tool::block_on("ndefender-demo", 2, run(Args::parse()));
 }
 
 /// Everything the demo started, stopped together whenever the demo ends: after

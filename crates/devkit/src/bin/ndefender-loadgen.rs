@@ -108,18 +108,7 @@ type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    let r = rt.block_on(async move {
+    ndefender_devkit::tool::block_on("ndefender-loadgen", 1, async move {
         match cli.cmd {
             Cmd::Latency {
                 rates,
@@ -131,10 +120,6 @@ fn main() {
             Cmd::Footprint { seconds, bin_dir } => footprint(seconds, bin_dir).await,
         }
     });
-    if let Err(e) = r {
-        eprintln!("ndefender-loadgen: {e}");
-        std::process::exit(1);
-    }
 }
 
 fn wall_ns() -> u128 {

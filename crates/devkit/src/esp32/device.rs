@@ -45,10 +45,9 @@ pub struct SimStats {
     pub device: DeviceStats,
 }
 
-const ROM_POWERON: &[&str] = &[
-    "ESP-ROM:esp32s3-20210327",
-    "Build:Mar 27 2021",
-    "rst:0x1 (POWERON),boot:0x8 (SPI_FAST_FLASH_BOOT)",
+/// The ROM's boot output is this banner, the reset cause, then the same load lines.
+const ROM_BANNER: &[&str] = &["ESP-ROM:esp32s3-20210327", "Build:Mar 27 2021"];
+const ROM_LOAD: &[&str] = &[
     "SPIWP:0xee",
     "mode:DIO, clock div:1",
     "load:0x3fce3808,len:0x44c",
@@ -56,18 +55,12 @@ const ROM_POWERON: &[&str] = &[
     "load:0x403cc700,len:0x2a38",
     "entry 0x403c98d4",
 ];
-
+/// Power-on: the cause alone.
+const ROM_POWERON: &[&str] = &["rst:0x1 (POWERON),boot:0x8 (SPI_FAST_FLASH_BOOT)"];
+/// A reset from the USB UART also names the program counter it interrupted.
 const ROM_RESET: &[&str] = &[
-    "ESP-ROM:esp32s3-20210327",
-    "Build:Mar 27 2021",
     "rst:0x15 (USB_UART_CHIP_RESET),boot:0x8 (SPI_FAST_FLASH_BOOT)",
     "Saved PC:0x40378e0e",
-    "SPIWP:0xee",
-    "mode:DIO, clock div:1",
-    "load:0x3fce3808,len:0x44c",
-    "load:0x403c9700,len:0xbe4",
-    "load:0x403cc700,len:0x2a38",
-    "entry 0x403c98d4",
 ];
 
 /// Delay between the ROM lines (ms).
@@ -197,11 +190,12 @@ impl Device {
         self.boot_noise(now, ROM_RESET);
     }
 
-    fn boot_noise(&mut self, now: u64, lines: &[&str]) {
+    /// The ROM's lines for a boot with this reset cause.
+    fn boot_noise(&mut self, now: u64, cause: &[&str]) {
         if !self.knobs.boot_noise {
             return;
         }
-        for (i, l) in lines.iter().enumerate() {
+        for (i, l) in ROM_BANNER.iter().chain(cause).chain(ROM_LOAD).enumerate() {
             let mut b = l.as_bytes().to_vec();
             b.extend_from_slice(b"\r\n");
             self.enqueue(now + i as u64 * ROM_LINE_GAP_MS, b);

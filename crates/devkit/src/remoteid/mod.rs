@@ -14,7 +14,7 @@
 //! Lines are in the current format by default (`{"type","timestamp_ms","source":
 //! "remoteid","data":{…}}`); [`LineFormat`] selects the legacy variants.
 
-use ndefender_contract::contact::{RemoteIdContactEvent, RemoteIdContactLost, RemoteIdFields, RemoteIdTag};
+use ndefender_contract::contact::{RemoteIdContactEvent, RemoteIdContactLost, RemoteIdFields};
 use ndefender_contract::enums::{RemoteIdHealth, RemoteIdMode};
 use ndefender_contract::events::{ReplayStateEvent, TelemetryUpdate};
 use rand::rngs::StdRng;
@@ -448,11 +448,10 @@ impl RemoteIdGenerator {
     }
 
     fn contact_data(&self, d: &Drone, t: u64, latlon: Option<(f64, f64)>, operator: Option<String>) -> Value {
-        let ev = RemoteIdContactEvent {
-            id: d.id.clone(),
-            kind: RemoteIdTag::RemoteId,
-            last_seen_ts: t,
-            fields: RemoteIdFields {
+        let ev = RemoteIdContactEvent::new(
+            &d.id,
+            t,
+            RemoteIdFields {
                 model: d.model.clone(),
                 operator_id: operator,
                 lat: latlon.map(|l| l.0),
@@ -461,16 +460,12 @@ impl RemoteIdGenerator {
                 speed_m_s: Some(round_to(d.speed, 0.25)),
                 ..Default::default()
             },
-        };
+        );
         serde_json::to_value(ev).unwrap_or(Value::Null)
     }
 
     fn lost_event(d: &Drone, at: u64) -> RidEvent {
-        let lost = RemoteIdContactLost {
-            id: d.id.clone(),
-            kind: RemoteIdTag::RemoteId,
-            last_seen_ts: d.last_seen,
-        };
+        let lost = RemoteIdContactLost::new(&d.id, d.last_seen);
         RidEvent {
             kind: RidEventKind::ContactLost,
             timestamp_ms: at,

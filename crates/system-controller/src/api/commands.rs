@@ -118,6 +118,35 @@ impl Cmd {
         self.refuse(dbus_error(e, backend))
     }
 
+    /// A payload or policy check: its refusal is answered (one ack) and returned early.
+    fn check<T>(&self, r: Result<T, ApiError>) -> Early<T> {
+        r.map_err(|e| Box::new(self.refuse(e)))
+    }
+
+    /// The answer to the step that completes the command: success, or its refusal.
+    fn answer(&self, r: Result<(), ApiError>) -> Response {
+        match r {
+            Ok(()) => self.done(None),
+            Err(e) => self.refuse(e),
+        }
+    }
+
+    /// [`Cmd::answer`] for a D-Bus call.
+    fn settle(&self, r: Result<(), DbusFail>, backend: &'static str) -> Response {
+        self.answer(r.map_err(|e| dbus_error(&e, backend)))
+    }
+
+    /// The BlueZ device with this address, or the refusal (404 when there is none).
+    async fn bt_device(&self, conn: &Connection, addr: &str) -> Early<bluetooth::Dev> {
+        match bluetooth::find_device(&self.api.ctl, conn, addr).await {
+            Ok(Some(d)) => Ok(d),
+            Ok(None) => Err(Box::new(
+                self.refuse(ApiError::new(StatusCode::NOT_FOUND, "device_not_found")),
+            )),
+            Err(e) => Err(Box::new(self.fail_dbus(&e, "bluez"))),
+        }
+    }
+
     /// Claims an asynchronous target (§6.3 "one at a time").
     fn claim(&self, target: String) -> Early<Claim> {
         let mut set = self
@@ -277,26 +306,23 @@ fn link_loss_confirm(api: &Api, req: &CommandRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The `enabled` member of an enable route (default true).
+fn enabled_flag(req: &CommandRequest) -> Result<bool, ApiError> {
+    Ok(Payload(&req.payload).opt_bool("enabled")?.unwrap_or(true))
+}
+
 async fn set_wifi(c: Cmd, on: bool) -> Response {
     tri!(c.admit(Class::Network, None));
     let conn = tri!(c.conn("networkmanager"));
-    match network::set_wireless(&c.api.ctl, &conn, on).await {
-        Ok(()) => c.done(None),
-        Err(e) => c.fail_dbus(&e, "networkmanager"),
-    }
+    c.settle(network::set_wireless(&c.api.ctl, &conn, on).await, "networkmanager")
 }
 
 pub async fn wifi_enable(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let c = Cmd::new(&api, "network/wifi/enable", peer, &headers);
     let req = tri!(c.parse(&body));
-    let on = match Payload(&req.payload).opt_bool("enabled") {
-        Ok(v) => v.unwrap_or(true),
-        Err(e) => return c.refuse(e),
-    };
+    let on = tri!(c.check(enabled_flag(&req)));
     if !on {
-        if let Err(e) = link_loss_confirm(&api, &req) {
-            return c.refuse(e);
-        }
+        tri!(c.check(link_loss_confirm(&api, &req)));
     }
     set_wifi(c, on).await
 }
@@ -304,24 +330,17 @@ pub async fn wifi_enable(State(api): S, ConnectInfo(peer): Peer, headers: Header
 pub async fn wifi_disable(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let c = Cmd::new(&api, "network/wifi/disable", peer, &headers);
     let req = tri!(c.parse(&body));
-    if let Err(e) = link_loss_confirm(&api, &req) {
-        return c.refuse(e);
-    }
+    tri!(c.check(link_loss_confirm(&api, &req)));
     set_wifi(c, false).await
 }
 
 pub async fn wifi_disconnect(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let c = Cmd::new(&api, "network/wifi/disconnect", peer, &headers);
     let req = tri!(c.parse(&body));
-    if let Err(e) = link_loss_confirm(&api, &req) {
-        return c.refuse(e);
-    }
+    tri!(c.check(link_loss_confirm(&api, &req)));
     tri!(c.admit(Class::Network, None));
     let conn = tri!(c.conn("networkmanager"));
-    match network::disconnect(&api.ctl, &conn).await {
-        Ok(()) => c.done(None),
-        Err(e) => c.fail_dbus(&e, "networkmanager"),
-    }
+    c.settle(network::disconnect(&api.ctl, &conn).await, "networkmanager")
 }
 
 pub async fn wifi_connect(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
@@ -351,10 +370,7 @@ pub async fn wifi_connect(State(api): S, ConnectInfo(peer): Peer, headers: Heade
             replace_psk,
         })
     })();
-    let creq = match parsed {
-        Ok(r) => r,
-        Err(e) => return c.refuse(e),
-    };
+    let creq = tri!(c.check(parsed));
     tri!(c.admit(Class::Network, None));
     let conn = tri!(c.conn("networkmanager"));
     let claim = tri!(c.claim("wifi".into()));
@@ -366,9 +382,7 @@ pub async fn wifi_connect(State(api): S, ConnectInfo(peer): Peer, headers: Heade
         Ok(s) => s,
         Err(e) => return c.fail_dbus(&e, "networkmanager"),
     };
-    if let Err(e) = psk_policy(&c, &headers, saved.is_some(), &creq) {
-        return c.refuse(e);
-    }
+    tri!(c.check(psk_policy(&c, &headers, saved.is_some(), &creq)));
     let active = match network::connect(&api.ctl, &conn, creq, saved).await {
         Ok(a) => a,
         Err(e) => return c.fail_dbus(&e, "networkmanager"),
@@ -410,19 +424,13 @@ fn may_replace_psk(_c: &Cmd, _headers: &HeaderMap) -> Result<(), ApiError> {
 async fn set_bt(c: Cmd, on: bool) -> Response {
     tri!(c.admit(Class::Network, None));
     let conn = tri!(c.conn("bluez"));
-    match bluetooth::set_powered(&c.api.ctl, &conn, on).await {
-        Ok(()) => c.done(None),
-        Err(e) => c.fail_dbus(&e, "bluez"),
-    }
+    c.settle(bluetooth::set_powered(&c.api.ctl, &conn, on).await, "bluez")
 }
 
 pub async fn bt_enable(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let c = Cmd::new(&api, "network/bluetooth/enable", peer, &headers);
     let req = tri!(c.parse(&body));
-    let on = match Payload(&req.payload).opt_bool("enabled") {
-        Ok(v) => v.unwrap_or(true),
-        Err(e) => return c.refuse(e),
-    };
+    let on = tri!(c.check(enabled_flag(&req)));
     set_bt(c, on).await
 }
 
@@ -464,10 +472,7 @@ pub async fn bt_scan_stop(State(api): S, ConnectInfo(peer): Peer, headers: Heade
     tri!(c.admit(Class::Network, None));
     let conn = tri!(c.conn("bluez"));
     api.bt_scan_generation.fetch_add(1, Ordering::AcqRel);
-    match bluetooth::discovery(&api.ctl, &conn, false).await {
-        Ok(()) => c.done(None),
-        Err(e) => c.fail_dbus(&e, "bluez"),
-    }
+    c.settle(bluetooth::discovery(&api.ctl, &conn, false).await, "bluez")
 }
 
 fn bt_addr(p: &Payload<'_>) -> Result<String, ApiError> {
@@ -490,17 +495,10 @@ pub async fn bt_pair(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap,
         }
         Ok((addr, pin.map(str::to_owned)))
     })();
-    let (addr, pin) = match parsed {
-        Ok(v) => v,
-        Err(e) => return c.refuse(e),
-    };
+    let (addr, pin) = tri!(c.check(parsed));
     tri!(c.admit(Class::Network, None));
     let conn = tri!(c.conn("bluez"));
-    let dev = match bluetooth::find_device(&api.ctl, &conn, &addr).await {
-        Ok(Some(d)) => d,
-        Ok(None) => return c.refuse(ApiError::new(StatusCode::NOT_FOUND, "device_not_found")),
-        Err(e) => return c.fail_dbus(&e, "bluez"),
-    };
+    let dev = tri!(c.bt_device(&conn, &addr).await);
     if dev.paired {
         return c.done(Some("already_paired"));
     }
@@ -520,21 +518,11 @@ pub async fn bt_pair(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap,
 pub async fn bt_unpair(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let c = Cmd::new(&api, "network/bluetooth/unpair", peer, &headers);
     let req = tri!(c.parse(&body));
-    let addr = match bt_addr(&Payload(&req.payload)) {
-        Ok(a) => a,
-        Err(e) => return c.refuse(e),
-    };
+    let addr = tri!(c.check(bt_addr(&Payload(&req.payload))));
     tri!(c.admit(Class::Network, None));
     let conn = tri!(c.conn("bluez"));
-    let dev = match bluetooth::find_device(&api.ctl, &conn, &addr).await {
-        Ok(Some(d)) => d,
-        Ok(None) => return c.refuse(ApiError::new(StatusCode::NOT_FOUND, "device_not_found")),
-        Err(e) => return c.fail_dbus(&e, "bluez"),
-    };
-    match bluetooth::remove_device(&api.ctl, &conn, &dev).await {
-        Ok(()) => c.done(None),
-        Err(e) => c.fail_dbus(&e, "bluez"),
-    }
+    let dev = tri!(c.bt_device(&conn, &addr).await);
+    c.settle(bluetooth::remove_device(&api.ctl, &conn, &dev).await, "bluez")
 }
 
 // ---- audio ------------------------------------------------------------------------
@@ -542,29 +530,17 @@ pub async fn bt_unpair(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMa
 pub async fn audio_mute(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let c = Cmd::new(&api, "audio/mute", peer, &headers);
     let req = tri!(c.parse(&body));
-    let muted = match Payload(&req.payload).req_bool("muted") {
-        Ok(v) => v,
-        Err(e) => return c.refuse(e),
-    };
+    let muted = tri!(c.check(Payload(&req.payload).req_bool("muted")));
     tri!(c.admit(Class::Audio, None));
-    match api.audio.set_muted(muted).await {
-        Ok(()) => c.done(None),
-        Err(code) => c.refuse(conflict(code)),
-    }
+    c.answer(api.audio.set_muted(muted).await.map_err(conflict))
 }
 
 pub async fn audio_volume(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let c = Cmd::new(&api, "audio/volume", peer, &headers);
     let req = tri!(c.parse(&body));
-    let pct = match Payload(&req.payload).req_int("volume_percent", 0, 100) {
-        Ok(v) => v as u8,
-        Err(e) => return c.refuse(e),
-    };
+    let pct = tri!(c.check(Payload(&req.payload).req_int("volume_percent", 0, 100))) as u8;
     tri!(c.admit(Class::Audio, None));
-    match api.audio.set_volume(pct).await {
-        Ok(()) => c.done(None),
-        Err(code) => c.refuse(conflict(code)),
-    }
+    c.answer(api.audio.set_volume(pct).await.map_err(conflict))
 }
 
 pub async fn audio_beep(State(api): S, ConnectInfo(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
@@ -583,10 +559,7 @@ pub async fn audio_beep(State(api): S, ConnectInfo(peer): Peer, headers: HeaderM
             level: a.beep_level,
         })
     })();
-    let tone = match parsed {
-        Ok(t) => t,
-        Err(e) => return c.refuse(e),
-    };
+    let tone = tri!(c.check(parsed));
     tri!(c.admit(Class::Alert, None));
     match api.audio.beep(tone).await {
         Ok(true) => c.done(Some("coalesced")),

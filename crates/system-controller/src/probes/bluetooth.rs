@@ -3,7 +3,9 @@
 
 use crate::dbus::{call, proxy, signal_stream, Bus, DbusFail, BLUEZ};
 use crate::health::Probe;
-use crate::probes::{end, next_trigger, resync_interval, run_dbus_probe, SessionEnd, Streams};
+use crate::probes::{
+    end, next_trigger, properties_changed, record_failure, resync_interval, run_dbus_probe, SessionEnd, Streams,
+};
 use crate::state::Controller;
 use ndefender_contract::system::{BluetoothConnected, BluetoothDevice, BluetoothState};
 use std::collections::HashMap;
@@ -162,21 +164,12 @@ pub fn spawn(ctl: Controller, bus: Bus, agent: Agent) {
         BLUEZ,
         resync,
         |conn| async move {
-            let props = signal_stream(
-                &conn,
-                "/org/bluez",
-                "org.freedesktop.DBus.Properties",
-                Some("PropertiesChanged"),
-            )
-            .await?;
+            let props = properties_changed(&conn, "/org/bluez").await?;
             let om = signal_stream(&conn, "/", "org.freedesktop.DBus.ObjectManager", None).await?;
             Ok(vec![props, om])
         },
         move |conn, streams| session(c2.clone(), b2.clone(), agent.clone(), conn, streams),
-        move |e| {
-            let code = e.code("bluez");
-            ctl.mutate(|st| st.probe_failed(Probe::Bluetooth, &code));
-        },
+        record_failure(ctl, Probe::Bluetooth, "bluez"),
     ));
 }
 

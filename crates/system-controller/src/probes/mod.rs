@@ -12,7 +12,9 @@ pub mod system;
 pub mod systemd;
 pub mod ups_hat;
 
-use crate::dbus::{Bus, DbusFail};
+use crate::dbus::{signal_stream, Bus, DbusFail};
+use crate::health::Probe;
+use crate::state::Controller;
 use std::future::Future;
 use std::time::Duration;
 use zbus::Connection;
@@ -34,6 +36,33 @@ impl From<DbusFail> for SessionEnd {
 /// shares one receiver per match rule, and dropping a stream and re-adding the
 /// same rule right away can leave the new stream deaf, so sessions reuse them.
 pub type Streams = Vec<zbus::MessageStream>;
+
+/// The `PropertiesChanged` signals of the objects under `path`, the push most probes re-read on.
+pub async fn properties_changed(conn: &Connection, path: &'static str) -> Result<zbus::MessageStream, DbusFail> {
+    signal_stream(conn, path, "org.freedesktop.DBus.Properties", Some("PropertiesChanged")).await
+}
+
+/// The `on_fail` of [`run_dbus_probe`] for a probe that records a failure on its own health
+/// entry, with the error code named after its backend.
+pub fn record_failure(ctl: Controller, probe: Probe, backend: &'static str) -> impl FnMut(&DbusFail) {
+    move |e| {
+        let code = e.code(backend);
+        ctl.mutate(|st| st.probe_failed(probe, &code));
+    }
+}
+
+/// A property that may legitimately be absent: any error other than a dead
+/// backend, a lost bus or a timeout means "unknown".
+pub async fn opt_prop<T>(p: &zbus::Proxy<'_>, name: &str, d: Duration) -> Result<Option<T>, DbusFail>
+where
+    T: serde::de::DeserializeOwned + zbus::Type,
+{
+    match crate::dbus::call(d, p.get_property::<T>(name)).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e @ (DbusFail::NoBus | DbusFail::Unavailable | DbusFail::Timeout)) => Err(e),
+        Err(_) => Ok(None),
+    }
+}
 
 /// Runs a D-Bus probe forever: streams per connection, then a session per
 /// backend appearance; after a failure, `on_fail` records it and the next

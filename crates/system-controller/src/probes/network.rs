@@ -2,9 +2,12 @@
 //! (system-controller §3.3). Object paths are always taken from properties.
 //! A missing property is unknown (the field is omitted), never a failure.
 
-use crate::dbus::{call, proxy, signal_stream, Bus, DbusFail, NM};
+use crate::dbus::{call, proxy, Bus, DbusFail, NM};
 use crate::health::Probe;
-use crate::probes::{end, next_trigger, resync_interval, run_dbus_probe, SessionEnd, Streams};
+use crate::probes::{
+    end, next_trigger, opt_prop, properties_changed, record_failure, resync_interval, run_dbus_probe, SessionEnd,
+    Streams,
+};
 use crate::state::Controller;
 use futures_util::StreamExt;
 use ndefender_contract::system::{WifiNetwork, WifiState};
@@ -47,20 +50,11 @@ pub fn spawn(ctl: Controller, bus: Bus) {
         NM,
         resync,
         |conn| async move {
-            let s = signal_stream(
-                &conn,
-                MANAGER,
-                "org.freedesktop.DBus.Properties",
-                Some("PropertiesChanged"),
-            )
-            .await?;
+            let s = properties_changed(&conn, MANAGER).await?;
             Ok(vec![s])
         },
         move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),
-        move |e| {
-            let code = e.code("networkmanager");
-            ctl.mutate(|st| st.probe_failed(Probe::Network, &code));
-        },
+        record_failure(ctl, Probe::Network, "networkmanager"),
     ));
 }
 
@@ -88,19 +82,6 @@ async fn watch(ctl: &Controller, bus: &Bus, conn: &Connection, streams: &mut Str
 
 fn t(ctl: &Controller) -> Duration {
     Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms)
-}
-
-/// A property that may legitimately be absent: any error other than a dead
-/// backend, a lost bus or a timeout means "unknown".
-async fn opt_prop<T>(p: &zbus::Proxy<'_>, name: &str, d: Duration) -> Result<Option<T>, DbusFail>
-where
-    T: serde::de::DeserializeOwned + zbus::Type,
-{
-    match call(d, p.get_property::<T>(name)).await {
-        Ok(v) => Ok(Some(v)),
-        Err(e @ (DbusFail::NoBus | DbusFail::Unavailable | DbusFail::Timeout)) => Err(e),
-        Err(_) => Ok(None),
-    }
 }
 
 fn is_root(p: &OwnedObjectPath) -> bool {

@@ -2,10 +2,13 @@
 //! over D-Bus, auto-detection between them, and the battery warnings.
 
 use crate::config::PowerBackend;
-use crate::dbus::{call, proxy, signal_stream, Bus, DbusFail, UPOWER};
+use crate::dbus::{proxy, Bus, DbusFail, UPOWER};
 use crate::health::Probe;
 use crate::probes::ups_hat::{decode, read_all, UpsError, UpsRegisterReader};
-use crate::probes::{end, next_trigger, resync_interval, run_dbus_probe, SessionEnd, Streams};
+use crate::probes::{
+    end, next_trigger, opt_prop, properties_changed, record_failure, resync_interval, run_dbus_probe, SessionEnd,
+    Streams,
+};
 use crate::state::{Controller, State};
 use ndefender_contract::enums::{LogLevel, Status, UpsState};
 use ndefender_contract::system::UpsTelemetry;
@@ -183,20 +186,11 @@ fn spawn_upower(ctl: Controller, bus: Bus) {
         UPOWER,
         Duration::from_secs(10),
         |conn| async move {
-            let s = signal_stream(
-                &conn,
-                "/org/freedesktop/UPower",
-                "org.freedesktop.DBus.Properties",
-                Some("PropertiesChanged"),
-            )
-            .await?;
+            let s = properties_changed(&conn, "/org/freedesktop/UPower").await?;
             Ok(vec![s])
         },
         move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),
-        move |e| {
-            let code = e.code("upower");
-            ctl.mutate(|st| st.probe_failed(Probe::Power, &code));
-        },
+        record_failure(ctl, Probe::Power, "upower"),
     ));
 }
 
@@ -224,37 +218,26 @@ async fn session(ctl: Controller, bus: Bus, conn: Connection, mut streams: Strea
     end(r, streams)
 }
 
-async fn prop<T>(p: &zbus::Proxy<'_>, name: &str, d: Duration) -> Result<Option<T>, DbusFail>
-where
-    T: serde::de::DeserializeOwned + zbus::Type,
-{
-    match call(d, p.get_property::<T>(name)).await {
-        Ok(v) => Ok(Some(v)),
-        Err(e @ (DbusFail::NoBus | DbusFail::Unavailable | DbusFail::Timeout)) => Err(e),
-        Err(_) => Ok(None),
-    }
-}
-
 /// UPower's DisplayDevice as UPS_Telemetry; None when no battery or UPS is present.
 pub async fn read_upower(ctl: &Controller, conn: &Connection) -> Result<Option<UpsTelemetry>, DbusFail> {
     let d = Duration::from_millis(ctl.cfg().probes.dbus_timeout_ms);
     let p = proxy(conn, UPOWER, DISPLAY, IF_DEVICE).await?;
-    let present: bool = prop(&p, "IsPresent", d).await?.unwrap_or(false);
-    let kind: u32 = prop(&p, "Type", d).await?.unwrap_or(0);
+    let present: bool = opt_prop(&p, "IsPresent", d).await?.unwrap_or(false);
+    let kind: u32 = opt_prop(&p, "Type", d).await?.unwrap_or(0);
     if !present || !matches!(kind, 2 | 3) {
         return Ok(None);
     }
-    let state = match prop::<u32>(&p, "State", d).await?.unwrap_or(0) {
+    let state = match opt_prop::<u32>(&p, "State", d).await?.unwrap_or(0) {
         1 => UpsState::Charging,
         2 | 3 | 6 => UpsState::Discharging,
         4 | 5 => UpsState::Idle,
         _ => UpsState::Unknown,
     };
-    let pct: Option<f64> = prop(&p, "Percentage", d).await?;
-    let volt: Option<f64> = prop::<f64>(&p, "Voltage", d).await?.filter(|v| *v > 0.0);
-    let rate: Option<f64> = prop::<f64>(&p, "EnergyRate", d).await?.filter(|v| *v > 0.0);
-    let tte: Option<i64> = prop(&p, "TimeToEmpty", d).await?;
-    let ttf: Option<i64> = prop(&p, "TimeToFull", d).await?;
+    let pct: Option<f64> = opt_prop(&p, "Percentage", d).await?;
+    let volt: Option<f64> = opt_prop::<f64>(&p, "Voltage", d).await?.filter(|v| *v > 0.0);
+    let rate: Option<f64> = opt_prop::<f64>(&p, "EnergyRate", d).await?.filter(|v| *v > 0.0);
+    let tte: Option<i64> = opt_prop(&p, "TimeToEmpty", d).await?;
+    let ttf: Option<i64> = opt_prop(&p, "TimeToFull", d).await?;
     let soc = pct.map(|p| p.round().clamp(0.0, 100.0) as i64);
     let current = match (rate, volt) {
         (Some(r), Some(v)) => {

@@ -3,9 +3,11 @@
 //! resync every `services.resync_s`; restarts followed to their JobRemoved.
 
 use crate::config::unit_name;
-use crate::dbus::{call, signal_stream, Bus, DbusFail, SYSTEMD};
+use crate::dbus::{call, Bus, DbusFail, SYSTEMD};
 use crate::health::Probe;
-use crate::probes::{end, next_trigger, resync_interval, run_dbus_probe, SessionEnd, Streams};
+use crate::probes::{
+    end, next_trigger, properties_changed, record_failure, resync_interval, run_dbus_probe, SessionEnd, Streams,
+};
 use crate::state::Controller;
 use futures_util::StreamExt;
 use ndefender_contract::system::ServiceStatus;
@@ -25,20 +27,11 @@ pub fn spawn(ctl: Controller, bus: Bus) {
         SYSTEMD,
         resync,
         |conn| async move {
-            let s = signal_stream(
-                &conn,
-                UNIT_PATHS,
-                "org.freedesktop.DBus.Properties",
-                Some("PropertiesChanged"),
-            )
-            .await?;
+            let s = properties_changed(&conn, UNIT_PATHS).await?;
             Ok(vec![s])
         },
         move |conn, streams| session(c2.clone(), b2.clone(), conn, streams),
-        move |e| {
-            let code = e.code("systemd");
-            ctl.mutate(|st| st.probe_failed(Probe::Services, &code));
-        },
+        record_failure(ctl, Probe::Services, "systemd"),
     ));
 }
 
