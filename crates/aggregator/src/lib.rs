@@ -25,10 +25,8 @@ use crate::upstream::Upstream;
 use ndefender_contract::time::{Clock, SystemClock};
 use ndefender_contract::{ErrorStyle, Source, TimestampField};
 use ndefender_hub::Hub;
-use ndefender_service::audit::AuditLog;
-use ndefender_service::http::Conventions;
-use ndefender_service::lifecycle::{self, systemd};
-use ndefender_service::listen::ServeOptions;
+use ndefender_service::daemon::{self, Site};
+use ndefender_service::lifecycle;
 use ndefender_service::Shutdown;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -141,20 +139,20 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     } else {
         app
     };
-    let opts = ServeOptions::from_server(&cfg.server, http_metrics.clone())?;
-    let audit = Arc::new(AuditLog::new(&cfg.audit.path, cfg.audit.max_bytes));
-    let mut conv = Conventions::from_server(ErrorStyle::Detail, &cfg.server)
-        .with_ws_paths(&[WS_PATH])
-        .with_operator_routes(OPERATOR_ROUTES)
-        .with_audit(audit)
-        .with_http_metrics(http_metrics);
-    if cfg.server.dashboard {
-        conv.open_paths.extend(dashboard::OPEN_PATHS.map(String::from));
-    }
-    let flag = conv.shutting_down.clone();
-    let app = ndefender_service::http::apply(app, conv);
-
-    systemd::ready();
+    let site = Site {
+        name: "aggregator",
+        server: &cfg.server,
+        audit: Some(&cfg.audit),
+        style: ErrorStyle::Detail,
+        ws_paths: &[WS_PATH],
+        operator_routes: OPERATOR_ROUTES,
+        open_paths: if cfg.server.dashboard {
+            &dashboard::OPEN_PATHS[..]
+        } else {
+            &[]
+        },
+        metrics: http_metrics,
+    };
     let status_core = core.clone();
     let alive_core = core.clone();
     lifecycle::spawn_watchdog(
@@ -176,7 +174,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
     // Ingest stops first (final checkpoints = exactly what was published), then
     // the hub delivers what it holds and closes every client with 1001.
     let hub_for_drain = hub.clone();
-    lifecycle::serve(listener, app, opts, shutdown, Some(flag), async move {
+    daemon::serve(site, listener, app, shutdown, async move {
         feeds.stop().await;
         hub_for_drain.shutdown().await;
         if let Some(h) = history {
@@ -184,10 +182,7 @@ pub async fn run_with_clock(cfg: AggregatorConfig, shutdown: Shutdown, clock: Ar
         }
         uplinks.stop().await;
     })
-    .await?;
-    systemd::stopping();
-    tracing::info!("aggregator stopped");
-    Ok(())
+    .await
 }
 
 /// The 1 s tick: facts are read off the executor, then applied under the lock.

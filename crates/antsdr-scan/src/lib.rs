@@ -30,10 +30,8 @@ use ndefender_contract::devices::SweepPlanSummary;
 use ndefender_contract::time::{Clock, ManualClock, SystemClock};
 use ndefender_contract::{ErrorStyle, Source};
 use ndefender_hub::Hub;
-use ndefender_service::audit::AuditLog;
-use ndefender_service::http::Conventions;
-use ndefender_service::lifecycle::{self, systemd};
-use ndefender_service::listen::ServeOptions;
+use ndefender_service::daemon::{self, Site};
+use ndefender_service::lifecycle;
 use ndefender_service::Shutdown;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -114,20 +112,20 @@ pub async fn run_with_clock(
         ws = ws.route(p, hub.ws_route());
     }
     let app = api::router(api).merge(ws);
-    let opts = ServeOptions::from_server(&cfg.api.server, http_metrics.clone())?;
-    let audit = Arc::new(AuditLog::new(&cfg.audit.path, cfg.audit.max_bytes));
-    let conv = Conventions::from_server(ErrorStyle::Nested, &cfg.api.server)
-        .with_ws_paths(&WS_PATHS)
-        .with_operator_routes(OPERATOR_ROUTES)
-        .with_audit(audit)
-        .with_http_metrics(http_metrics);
-    let flag = conv.shutting_down.clone();
-    let app = ndefender_service::http::apply(app, conv);
+    let site = Site {
+        name: "antsdr-scan",
+        server: &cfg.api.server,
+        audit: Some(&cfg.audit),
+        style: ErrorStyle::Nested,
+        ws_paths: &WS_PATHS,
+        operator_routes: OPERATOR_ROUTES,
+        open_paths: &[],
+        metrics: http_metrics,
+    };
 
     let threads = Arc::new(std::sync::Mutex::new(Some(threads)));
     spawn_sighup(threads.clone(), shutdown.clone());
 
-    systemd::ready();
     let alive = shared.clone();
     let status = shared.clone();
     lifecycle::spawn_watchdog(
@@ -145,17 +143,14 @@ pub async fn run_with_clock(
     // Inputs stop first (no LOST on shutdown), the JSONL is flushed and synced, then the hub
     // closes every client with 1001.
     let hub_for_drain = hub.clone();
-    lifecycle::serve(listener, app, opts, shutdown, Some(flag), async move {
+    daemon::serve(site, listener, app, shutdown, async move {
         let t = threads.lock().ok().and_then(|mut g| g.take());
         if let Some(t) = t {
             let _ = tokio::task::spawn_blocking(move || t.stop()).await;
         }
         hub_for_drain.shutdown().await;
     })
-    .await?;
-    systemd::stopping();
-    tracing::info!("antsdr-scan stopped");
-    Ok(())
+    .await
 }
 
 /// SIGHUP reopens the JSONL (logrotate without `copytruncate`).

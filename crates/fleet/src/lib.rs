@@ -63,6 +63,7 @@ pub async fn run(cfg: FleetConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) ->
         style: ErrorStyle::Detail,
         ws_paths: &[WS_PATH],
         operator_routes: &[],
+        open_paths: &[],
         metrics: Arc::default(),
     };
     daemon::serve(site, listener, app, shutdown, async move {

@@ -611,6 +611,7 @@ pub async fn run(cfg: EngineConfig, shutdown: Shutdown, clock: Arc<dyn Clock>) -
         style: ErrorStyle::Detail,
         ws_paths: &WS_PATHS,
         operator_routes: OPERATOR_ROUTES,
+        open_paths: &[],
         metrics: Arc::default(),
     };
     // Sources stop first (their last lines reach the JSONL and the hub), then the hub

@@ -89,6 +89,8 @@ pub struct Site<'a, D: Defaults> {
     pub ws_paths: &'a [&'a str],
     /// Command paths an operator may call; every other command is admin-only.
     pub operator_routes: &'a [&'a str],
+    /// Paths served without credentials besides `/api/v1/health` (the dashboard's files).
+    pub open_paths: &'a [&'a str],
     /// Shared with the daemon's `/metrics` when it renders one.
     pub metrics: Arc<HttpMetrics>,
 }
@@ -114,6 +116,7 @@ where
         .with_ws_paths(site.ws_paths)
         .with_operator_routes(site.operator_routes)
         .with_http_metrics(site.metrics);
+    conv.open_paths.extend(site.open_paths.iter().map(|p| (*p).to_owned()));
     if let Some(a) = site.audit {
         conv = conv.with_audit(Arc::new(AuditLog::new(&a.path, a.max_bytes)));
     }

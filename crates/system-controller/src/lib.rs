@@ -22,10 +22,9 @@ use crate::state::Controller;
 use ndefender_contract::time::{Clock, SystemClock};
 use ndefender_contract::{ErrorStyle, Source, TimestampField};
 use ndefender_hub::Hub;
-use ndefender_service::audit::AuditLog;
-use ndefender_service::http::{parse_ips, Conventions};
-use ndefender_service::lifecycle::{self, systemd};
-use ndefender_service::listen::ServeOptions;
+use ndefender_service::daemon::{self, Site};
+use ndefender_service::http::parse_ips;
+use ndefender_service::lifecycle;
 use ndefender_service::Shutdown;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -152,17 +151,16 @@ pub async fn run_with(
         metrics: Mutex::new(Default::default()),
     });
     let app = api::router(api).route(WS_PATH, hub.ws_route());
-    let opts = ServeOptions::from_server(&cfg.server, http_metrics.clone())?;
-    let audit = Arc::new(AuditLog::new(&cfg.audit.path, cfg.audit.max_bytes));
-    let conv = Conventions::from_server(ErrorStyle::Detail, &cfg.server)
-        .with_ws_paths(&[WS_PATH])
-        .with_operator_routes(OPERATOR_ROUTES)
-        .with_audit(audit)
-        .with_http_metrics(http_metrics);
-    let flag = conv.shutting_down.clone();
-    let app = ndefender_service::http::apply(app, conv);
-
-    systemd::ready();
+    let site = Site {
+        name: "system controller",
+        server: &cfg.server,
+        audit: Some(&cfg.audit),
+        style: ErrorStyle::Detail,
+        ws_paths: &[WS_PATH],
+        operator_routes: OPERATOR_ROUTES,
+        open_paths: &[],
+        metrics: http_metrics,
+    };
     let status_ctl = ctl.clone();
     let alive_ctl = ctl.clone();
     lifecycle::spawn_watchdog(
@@ -182,11 +180,8 @@ pub async fn run_with(
     );
 
     let hub_for_drain = hub.clone();
-    lifecycle::serve(listener, app, opts, shutdown, Some(flag), async move {
+    daemon::serve(site, listener, app, shutdown, async move {
         hub_for_drain.shutdown().await;
     })
-    .await?;
-    systemd::stopping();
-    tracing::info!("system controller stopped");
-    Ok(())
+    .await
 }
