@@ -27,11 +27,17 @@ impl Drop for Demo {
 }
 
 fn demo(ports: [u16; 3]) -> R<Demo> {
+    demo_with(ports, &[])
+}
+
+/// The demo on these ports with `extra` flags, its output piped.
+fn demo_with(ports: [u16; 3], extra: &[&std::ffi::OsStr]) -> R<Demo> {
     let dir = tempfile::tempdir()?;
     let child = Command::new(bin("ndefender-demo")?)
         .args(["--aggregator-port", &ports[0].to_string()])
         .args(["--controller-port", &ports[1].to_string()])
         .args(["--antsdr-port", &ports[2].to_string()])
+        .args(extra)
         .arg("--dir")
         .arg(dir.path())
         .stdin(Stdio::null())
@@ -183,22 +189,35 @@ async fn the_demo_shows_a_drone_decoded_from_a_real_capture() -> R {
     let capture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/remoteid-samples/odid_wifi_bcn_sample.pcap")
         .canonicalize()?;
-    let dir = tempfile::tempdir()?;
-    let child = Command::new(bin("ndefender-demo")?)
-        .args(["--aggregator-port", &ports[0].to_string()])
-        .args(["--controller-port", &ports[1].to_string()])
-        .args(["--antsdr-port", &ports[2].to_string()])
-        .args(["--remoteid", "capture", "--remoteid-port", &rid_port.to_string()])
-        .arg("--remoteid-capture")
-        .arg(&capture)
-        .arg("--dir")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    // Dropping `d` stops the demo and anything it left, whatever happens below.
-    let d = Demo { child, ports, dir };
+    let rid_port = rid_port.to_string();
+    let mut d = demo_with(
+        ports,
+        &[
+            "--remoteid".as_ref(),
+            "capture".as_ref(),
+            "--remoteid-port".as_ref(),
+            rid_port.as_ref(),
+            "--remoteid-capture".as_ref(),
+            capture.as_os_str(),
+        ],
+    )?;
+    // Nobody reads the demo's output here: drain it so a full pipe can never stall it.
+    for out in [
+        d.child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        d.child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut out = out;
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    }
     let url = format!("ws://127.0.0.1:{}/api/v1/ws", d.ports[0]);
     // The aggregator comes up last; retry the connection until it does.
     let deadline = Instant::now() + Duration::from_secs(90);
