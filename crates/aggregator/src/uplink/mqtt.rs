@@ -147,21 +147,13 @@ impl Shared {
     }
 }
 
-pub fn qos(n: u8) -> QoS {
-    match n {
-        0 => QoS::AtMostOnce,
-        2 => QoS::ExactlyOnce,
-        _ => QoS::AtLeastOnce,
-    }
-}
-
 /// Starts the uplink: registers the tap now (before the feeds start), returns the tasks.
 pub fn start(inputs: &super::Inputs) -> super::Tasks {
     let (cfg, core, hub, shutdown) = (inputs.cfg, inputs.core, inputs.hub, inputs.shutdown);
     let m = &cfg.mqtt;
     let kit_id = m.kit_id();
     let topics = Topics::new(&m.topic_prefix, &kit_id);
-    let q = qos(m.qos);
+    let q = m.qos();
     let will = LastWill::new(topics.availability(), "offline", q, true);
     let opts = m
         .endpoint()
