@@ -40,12 +40,7 @@ pub struct MqttConfig {
     pub client_id: String,
 }
 
-impl std::ops::Deref for MqttConfig {
-    type Target = Broker;
-    fn deref(&self) -> &Broker {
-        &self.broker
-    }
-}
+ndefender_service::extends_section!(MqttConfig => broker: Broker);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

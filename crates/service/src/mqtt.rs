@@ -114,12 +114,7 @@ impl Default for Broker {
     }
 }
 
-impl std::ops::Deref for Broker {
-    type Target = Endpoint;
-    fn deref(&self) -> &Endpoint {
-        &self.endpoint
-    }
-}
+crate::extends_section!(Broker => endpoint: Endpoint);
 
 impl Broker {
     pub fn endpoint(&self) -> &Endpoint {

@@ -35,12 +35,7 @@ impl Default for MqttConfig {
     }
 }
 
-impl std::ops::Deref for MqttConfig {
-    type Target = Broker;
-    fn deref(&self) -> &Broker {
-        &self.broker
-    }
-}
+ndefender_service::extends_section!(MqttConfig => broker: Broker);
 
 impl MqttConfig {
     /// The configured kit id, or the host name.
