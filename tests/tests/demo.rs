@@ -120,8 +120,10 @@ fn output(c: &mut Child) -> (String, String) {
 #[test]
 fn a_taken_port_stops_the_demo_at_once_naming_it() -> R {
     for taken in 0..3 {
-        let ports = [free_port()?, free_port()?, free_port()?];
-        let _holder = std::net::TcpListener::bind(("127.0.0.1", ports[taken]))?;
+        // The holder is bound before anything else can take its port.
+        let holder = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let mut ports = [free_port()?, free_port()?, free_port()?];
+        ports[taken] = holder.local_addr()?.port();
         let mut d = demo(ports)?;
         let t0 = Instant::now();
         let status = wait_exit(&mut d.child, Duration::from_secs(10))?;

@@ -429,10 +429,19 @@ async fn unplug_fails_fast_then_replug_recovers() -> R {
 
 #[tokio::test]
 async fn eighteen_concurrent_commands_one_in_flight_sixteen_queued_one_busy() -> R {
-    let rig = Rig::start(Knobs::quiet(), |_| {}).await?;
+    // The claim needs the first command on the wire (in flight) before the other 17 arrive,
+    // and all of them in before its ack frees a slot: the test waits until the board has
+    // the first line, the ack is held for 600 ms, and the timeouts are widened so the
+    // 17 × 600 ms of serial acks cannot expire a queued command.
+    let rig = Rig::start(Knobs::quiet(), |c| {
+        c.esp32.command_timeout_s = 5.0;
+        c.esp32.queue_timeout_s = 60.0;
+        c.proxy.command_timeout_s = 60.0;
+    })
+    .await?;
     rig.wait_connected(true, Duration::from_secs(10)).await?;
     let sim = rig.sim()?;
-    sim.set_ack_delay(Duration::from_millis(150)).await?;
+    sim.set_ack_delay(Duration::from_millis(600)).await?;
     let mut ws = Ws::connect(&rig.ws).await?;
     let client = reqwest::Client::new();
     let mut tasks = Vec::new();
@@ -446,7 +455,13 @@ async fn eighteen_concurrent_commands_one_in_flight_sixteen_queued_one_busy() ->
                 Err(_) => (0, false),
             }
         }));
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if i == 0 {
+            let first = rig.sim.as_ref().ok_or("no sim")?;
+            let on_wire = first
+                .wait_for_command(|c| c.cmd.as_deref() == Some("VIDEO_SELECT"), Duration::from_secs(10))
+                .await;
+            assert!(on_wire.is_some(), "the first command reaches the board");
+        }
     }
     let mut codes = Vec::new();
     for t in tasks {

@@ -26,8 +26,36 @@ pub fn find_bin(bin_dir: Option<&Path>, name: &str) -> io::Result<PathBuf> {
     Ok(p)
 }
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768–60999 by default).
+const PORT_RANGE: std::ops::Range<u16> = 20000..32000;
+
+/// A free TCP port on 127.0.0.1 (bound, read, released), for a daemon to bind next.
+///
+/// Not `bind(0)`: the kernel hands out ports from the ephemeral range, the same range every
+/// outgoing connection (test clients, relays, uplinks) draws its local port from, so a port
+/// released here could be taken by some client's connect before the daemon binds it (CI saw
+/// exactly that). Ports below that range are never assigned implicitly. Each process starts
+/// at its own offset (from its pid) and walks on, so parallel tests and parallel processes
+/// do not pick the same port either.
 pub fn free_port() -> io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    // The first call seeds the walk; a race between two first calls only repeats a seed.
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let seed = std::process::id().wrapping_mul(7919) % span;
+        let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let Ok(port) = u16::try_from(u32::from(PORT_RANGE.start) + offset) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    // Every port in the range is taken: fall back to the kernel's choice.
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
