@@ -749,6 +749,17 @@ async fn cot_drone_pilot_and_home_from_a_remoteid_line() -> R {
         s.contains_key(&uid(b, "-pilot"))
     })
     .await?;
+    // Drone C reports its take-off point and, in the same write, its live operator: both
+    // lines reach the aggregator within one picture's gap, and the home point still shows.
+    let c = "rid:SN-E2E-CCC";
+    append(
+        &rid,
+        &format!(
+            "{}\n{}",
+            rid_line("CONTACT_NEW", c, (52.7, 13.6), (52.71, 13.61, "takeoff")),
+            rid_line("CONTACT_UPDATE", c, (52.702, 13.602), (52.715, 13.615, "live_gnss"))
+        ),
+    )?;
     // One more full picture with every marker.
     seen.clear();
     cot_until(&udp, Duration::from_secs(20), &mut seen, |s| {
@@ -758,6 +769,8 @@ async fn cot_drone_pilot_and_home_from_a_remoteid_line() -> R {
             uid(b, ""),
             uid(b, "-pilot"),
             uid(b, "-home"),
+            uid(c, "-pilot"),
+            uid(c, "-home"),
         ]
         .iter()
         .all(|u| s.contains_key(u))
@@ -769,6 +782,8 @@ async fn cot_drone_pilot_and_home_from_a_remoteid_line() -> R {
         (uid(b, ""), "a-u-A-M-H-Q", (52.602, 13.502)),
         (uid(b, "-pilot"), "a-u-G", (52.615, 13.515)),
         (uid(b, "-home"), "b-m-p-s-p-i", (52.61, 13.51)),
+        (uid(c, "-pilot"), "a-u-G", (52.715, 13.615)),
+        (uid(c, "-home"), "b-m-p-s-p-i", (52.71, 13.61)),
     ];
     for (u, kind, (lat, lon)) in &expect {
         let (c, kinds) = &seen[u];

@@ -37,7 +37,7 @@ pub(crate) async fn upgrade(
 
     if !authorised(cfg, &headers, pairs) {
         hub.counters().reject(Rejected::Auth);
-        return error(cfg, StatusCode::UNAUTHORIZED, "invalid_api_key");
+        return error(cfg, StatusCode::UNAUTHORIZED, "unauthorized");
     }
     if !origin_allowed(cfg, &headers) {
         hub.counters().reject(Rejected::Origin);

@@ -72,7 +72,7 @@ async fn api_key_by_header_or_query() -> Res {
         let (status, _, _, body) = refusal(server.connect_with_headers(query, &headers).await)?;
         assert_eq!(
             (status, body),
-            (401, json!({"detail": "invalid_api_key"})),
+            (401, json!({"detail": "unauthorized"})),
             "{query} {headers:?}"
         );
     }

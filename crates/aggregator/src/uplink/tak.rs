@@ -12,7 +12,7 @@
 use super::cot::{CotEvent, UNKNOWN_ERROR};
 use crate::config::AggregatorConfig;
 use crate::core::Core;
-use ndefender_contract::contact::{Contact, OperatorLocationType};
+use ndefender_contract::contact::{Contact, OperatorLocationType, RemoteIdContactEvent, RemoteIdFields};
 use ndefender_service::mqtt::{parse_url, tls_client_config};
 use ndefender_service::Shutdown;
 use std::collections::BTreeMap;
@@ -36,15 +36,39 @@ pub fn remember_homes(homes: &mut BTreeMap<String, Point>, contacts: &[Contact])
     for c in contacts {
         if let Contact::RemoteId(r) = c {
             live.insert(r.id.as_str());
-            let f = &r.fields;
-            if let (Some(lat), Some(lon), Some(OperatorLocationType::Takeoff)) =
-                (f.operator_lat, f.operator_lon, f.operator_location_type)
-            {
-                homes.insert(r.id.clone(), (lat, lon, f.operator_alt_m.unwrap_or(0.0)));
-            }
+            remember_home(homes, &r.id, &r.fields);
         }
     }
     homes.retain(|id, _| live.contains(id.as_str()));
+}
+
+/// Keeps the take-off point of one RemoteID drone, if it reports one.
+fn remember_home(homes: &mut BTreeMap<String, Point>, id: &str, f: &RemoteIdFields) {
+    if let (Some(lat), Some(lon), Some(OperatorLocationType::Takeoff)) =
+        (f.operator_lat, f.operator_lon, f.operator_location_type)
+    {
+        homes.insert(id.to_owned(), (lat, lon, f.operator_alt_m.unwrap_or(0.0)));
+    }
+}
+
+/// One envelope from the tap: whether it changes the picture (a contact event), and the
+/// take-off point it carries, kept at once. The picture reads the contact list at most
+/// every 500 ms, so a drone that reports its take-off point and then its live operator
+/// position within that gap would otherwise never show a home point.
+fn note_event(kind: &str, json: &str, homes: &mut BTreeMap<String, Point>) -> bool {
+    if !kind.contains("CONTACT") {
+        return false;
+    }
+    // Parsing only the envelopes that can carry a take-off point keeps this cheap.
+    if json.contains("\"takeoff\"") {
+        let data = serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .and_then(|mut v| serde_json::from_value::<RemoteIdContactEvent>(v["data"].take()).ok());
+        if let Some(d) = data {
+            remember_home(homes, &d.id, &d.fields);
+        }
+    }
+    true
 }
 
 /// Builds the CoT picture of the kit and its contacts at `now_ms`.
@@ -258,9 +282,9 @@ async fn run(
         tokio::select! {
             ev = tap.recv() => {
                 let Some(ev) = ev else { return };
-                pending |= ev.kind().contains("CONTACT");
+                pending |= note_event(ev.kind(), ev.json(), &mut homes);
                 while let Some(ev) = tap.try_recv() {
-                    pending |= ev.kind().contains("CONTACT");
+                    pending |= note_event(ev.kind(), ev.json(), &mut homes);
                 }
                 continue;
             }
@@ -443,7 +467,7 @@ async fn stream_target(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndefender_contract::contact::{RemoteIdContact, RemoteIdFields};
+    use ndefender_contract::contact::RemoteIdContact;
     use ndefender_contract::enums::Severity;
 
     #[test]
@@ -498,6 +522,24 @@ mod tests {
         // Gone: its home is forgotten.
         remember_homes(&mut homes, &[]);
         assert!(homes.is_empty());
+
+        // A take-off point seen only on the tap (the contact list, read later, already
+        // shows the live operator) is kept.
+        // (The event's data as the aggregator publishes it: the merged record.)
+        let Contact::RemoteId(mut c) = drone("c", OperatorLocationType::Takeoff) else {
+            return Err("not a RemoteID contact".into());
+        };
+        c.fields.operator_alt_m = Some(120.0);
+        let data = RemoteIdContactEvent::new("c", 1500, c.fields);
+        let env =
+            serde_json::json!({"type": "CONTACT_UPDATE", "timestamp_ms": 1500, "source": "remoteid", "data": data});
+        assert!(note_event("CONTACT_UPDATE", &env.to_string(), &mut homes));
+        assert!(!note_event("SYSTEM_STATUS", &env.to_string(), &mut homes));
+        let cs3 = [drone("c", OperatorLocationType::LiveGnss)];
+        remember_homes(&mut homes, &cs3);
+        assert_eq!(homes.get("c"), Some(&(52.01, 13.01, 120.0)));
+        let ev3 = picture(&cfg, "k", 3000, None, &cs3, &homes);
+        assert!(ev3.iter().any(|e| e.uid == "ndefender-k-rid-c-home"));
         assert_eq!(by["ndefender-k-rid-a"].stale_ms, 1000 + 15_000);
         assert!(by["ndefender-k-rid-a"].remarks.contains("operator_id=OP-1"));
         for e in &ev {
