@@ -154,6 +154,29 @@ impl ContactStore {
     }
 
     /// The unified list: severity desc, distance asc (absent last), newest first, id asc.
+    /// One contact by id, as the list shows it.
+    pub fn get(&self, id: &str) -> Option<Contact> {
+        if let Some(s) = self.rid.get(id) {
+            return Some(Contact::RemoteId(s.contact.clone()));
+        }
+        if let Some(s) = self.rf.get(id) {
+            return Some(Contact::Rf(s.contact.clone()));
+        }
+        self.fpv
+            .as_ref()
+            .filter(|f| f.id == id)
+            .map(|f| Contact::Fpv(f.clone()))
+    }
+
+    /// How many contacts the list holds.
+    pub fn len(&self) -> usize {
+        self.rid.len() + self.rf.len() + usize::from(self.fpv.is_some())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn sorted(&self) -> Vec<Contact> {
         let mut all: Vec<(Contact, Option<f64>)> = Vec::with_capacity(self.rid.len() + self.rf.len() + 1);
         all.extend(

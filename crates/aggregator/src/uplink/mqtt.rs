@@ -23,12 +23,13 @@ use super::ha;
 use crate::config::AggregatorConfig;
 use crate::core::Core;
 use bytes::Bytes;
+use ndefender_contract::contact::Contact;
 use ndefender_contract::events::kind;
 use ndefender_hub::Tap;
 use ndefender_service::mqtt::topic_escape;
 use ndefender_service::Shutdown;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Packet, QoS};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -182,6 +183,7 @@ pub fn start(inputs: &super::Inputs) -> super::Tasks {
         topics: topics.clone(),
         ha: m.ha_discovery.then(|| ha::Ha::new(&m.ha_prefix, &kit_id, &topics)),
         desired: BTreeMap::new(),
+        owned: HashMap::new(),
         shared: shared.clone(),
         last_status: None,
         status_due: true,
@@ -215,6 +217,9 @@ struct StateTask {
     ha: Option<ha::Ha>,
     /// Every retained topic the broker should hold now, with its payload.
     desired: BTreeMap<String, Bytes>,
+    /// The retained topics of each contact (its state, its Home Assistant entities), so that
+    /// one contact's event rewrites only its own topics.
+    owned: HashMap<String, Vec<String>>,
     shared: Arc<Shared>,
     last_status: Option<tokio::time::Instant>,
     status_due: bool,
@@ -239,12 +244,15 @@ impl StateTask {
             tokio::select! {
                 ev = tap.recv() => {
                     let Some(ev) = ev else { return };
-                    let mut contacts = self.on_event(&ev);
+                    let mut changed = Changed::default();
+                    self.on_event(&ev, &mut changed);
                     while let Some(ev) = tap.try_recv() {
-                        contacts |= self.on_event(&ev);
+                        self.on_event(&ev, &mut changed);
                     }
-                    if contacts {
+                    if changed.all {
                         self.sync();
+                    } else if !changed.ids.is_empty() {
+                        self.sync_contacts(&changed.ids);
                     }
                 }
                 _ = tick.tick() => self.sync(),
@@ -264,8 +272,9 @@ impl StateTask {
         }
     }
 
-    /// Queues the event; true when it may have changed the contact list.
-    fn on_event(&mut self, ev: &ndefender_hub::TapEvent) -> bool {
+    /// Queues the event and notes what it may have changed: one contact (its id), or the
+    /// whole list (a system update may move the kit, which re-ranks every contact).
+    fn on_event(&mut self, ev: &ndefender_hub::TapEvent, changed: &mut Changed) {
         self.shared
             .outbox()
             .push_event(Bytes::copy_from_slice(ev.json().as_bytes()));
@@ -273,8 +282,15 @@ impl StateTask {
         let k = ev.kind();
         if k == kind::SYSTEM_UPDATE {
             self.status_due = true;
+            changed.all = true;
+        } else if k.contains("CONTACT") {
+            match serde_json::from_str::<ContactEventId>(ev.json()) {
+                Ok(e) => {
+                    changed.ids.insert(e.data.id);
+                }
+                Err(_) => changed.all = true,
+            }
         }
-        k.contains("CONTACT") || k == kind::SYSTEM_UPDATE
     }
 
     fn publish_status(&mut self) {
@@ -305,7 +321,63 @@ impl StateTask {
         }
     }
 
-    /// Recomputes the contact topics (and Home Assistant entities) from the core and
+    /// The retained topics of one contact: its state and its Home Assistant entities.
+    fn contact_topics(&self, c: &Contact, out: &mut BTreeMap<String, Bytes>) {
+        if let Ok(b) = serde_json::to_vec(c) {
+            out.insert(self.topics.contact(c.id()), Bytes::from(b));
+        }
+        if let Some(ha) = &self.ha {
+            ha.contact_entities(c, out);
+        }
+    }
+
+    /// Rewrites the topics of the contacts in `ids` only (the ones events named): the
+    /// cost of an event no longer grows with the number of contacts. Anything an event
+    /// does not name (an eviction, a re-rank) is caught by the full [`Self::sync`]
+    /// every second.
+    fn sync_contacts(&mut self, ids: &BTreeSet<String>) {
+        let (count, now) = self.core.read(|st| {
+            let now: Vec<(&String, Option<Contact>)> = ids.iter().map(|id| (id, st.contacts.get(id))).collect();
+            (st.contacts.len(), now)
+        });
+        let mut ob = self.shared.outbox();
+        let mut changed = false;
+        for (id, c) in now {
+            let mut mine = BTreeMap::new();
+            if let Some(c) = &c {
+                self.contact_topics(c, &mut mine);
+            }
+            for t in self.owned.remove(id).unwrap_or_default() {
+                if !mine.contains_key(&t) && self.desired.remove(&t).is_some() {
+                    ob.put_retained(t, Bytes::new());
+                    changed = true;
+                }
+            }
+            if c.is_some() {
+                self.owned.insert(id.clone(), mine.keys().cloned().collect());
+            }
+            for (t, p) in mine {
+                if self.desired.get(&t) != Some(&p) {
+                    ob.put_retained(t.clone(), p.clone());
+                    self.desired.insert(t, p);
+                    changed = true;
+                }
+            }
+        }
+        let count_topic = self.topics.contacts_count();
+        let count = Bytes::from(count.to_string());
+        if self.desired.get(&count_topic) != Some(&count) {
+            ob.put_retained(count_topic.clone(), count.clone());
+            self.desired.insert(count_topic, count);
+            changed = true;
+        }
+        drop(ob);
+        if changed {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Recomputes every retained topic (contacts, Home Assistant entities) from the core and
     /// queues the difference: changed ones, and an empty retained message for each gone.
     fn sync(&mut self) {
         let contacts = self.core.read(|st| st.contacts.sorted());
@@ -315,17 +387,17 @@ impl StateTask {
         if let Some(s) = self.desired.get(&self.topics.status()) {
             want.insert(self.topics.status(), s.clone());
         }
-        for c in &contacts {
-            if let Ok(b) = serde_json::to_vec(c) {
-                want.insert(self.topics.contact(c.id()), Bytes::from(b));
-            }
-        }
         if let Some(ha) = &self.ha {
             ha.kit_entities(&mut want);
-            for c in &contacts {
-                ha.contact_entities(c, &mut want);
-            }
         }
+        let mut owned = HashMap::with_capacity(contacts.len());
+        for c in &contacts {
+            let mut mine = BTreeMap::new();
+            self.contact_topics(c, &mut mine);
+            owned.insert(c.id().to_owned(), mine.keys().cloned().collect());
+            want.extend(mine);
+        }
+        self.owned = owned;
         let mut ob = self.shared.outbox();
         let mut changed = false;
         // Removals first, entity configs before their states (BTreeMap order puts
@@ -349,6 +421,24 @@ impl StateTask {
             self.shared.wake.notify_one();
         }
     }
+}
+
+/// What a batch of tap events changed.
+#[derive(Default)]
+struct Changed {
+    all: bool,
+    ids: BTreeSet<String>,
+}
+
+/// The id of a contact event (`data.id`), read without building the whole document.
+#[derive(serde::Deserialize)]
+struct ContactEventId {
+    data: ContactEventData,
+}
+
+#[derive(serde::Deserialize)]
+struct ContactEventData {
+    id: String,
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
@@ -455,6 +545,86 @@ async fn connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state_task(core: &Core, cfg: Arc<AggregatorConfig>) -> StateTask {
+        let topics = Topics::new("ndefender", "k");
+        StateTask {
+            core: core.clone(),
+            ha: Some(ha::Ha::new("homeassistant", "k", &topics)),
+            topics,
+            cfg,
+            desired: BTreeMap::new(),
+            owned: HashMap::new(),
+            shared: Arc::new(Shared {
+                outbox: Mutex::new(Outbox::new(10_000)),
+                wake: Notify::new(),
+                connected: AtomicBool::new(false),
+                reconnected: Notify::new(),
+                stats: Arc::default(),
+            }),
+            last_status: None,
+            status_due: false,
+        }
+    }
+
+    fn rid(core: &Core, kind: &str, id: &str, lat: f64, operator: &str) {
+        let line = serde_json::json!({"type": kind, "timestamp_ms": 1_000, "source": "remoteid",
+            "data": {"id": id, "lat": lat, "lon": 13.0, "operator_lat": 52.0, "operator_lon": 13.0,
+                     "operator_location_type": operator}});
+        core.mutate(|st| crate::core::remoteid::apply_line(st, &line.to_string()));
+    }
+
+    fn drain(t: &StateTask) -> BTreeMap<String, Bytes> {
+        let mut out = BTreeMap::new();
+        while let Some(m) = t.shared.outbox().pop() {
+            if let Message::Retained(topic, p) = m {
+                out.insert(topic, p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn one_contacts_event_rewrites_only_its_topics_and_matches_a_full_sync() {
+        let cfg = Arc::new(AggregatorConfig::default());
+        let core = Core::new(cfg.clone(), Arc::new(ndefender_contract::time::ManualClock::new(1_000)));
+        let mut t = state_task(&core, cfg);
+        rid(&core, "CONTACT_NEW", "rid:A", 52.1, "live_gnss");
+        rid(&core, "CONTACT_NEW", "rid:B", 52.2, "takeoff");
+        t.sync();
+        let first = drain(&t);
+        assert!(first.contains_key("ndefender/k/contacts/rid:A") && first.contains_key("ndefender/k/contacts/rid:B"));
+        assert_eq!(first.get("ndefender/k/contacts_count"), Some(&Bytes::from_static(b"2")));
+
+        // B moves: only B's state and its tracker attributes go out.
+        rid(&core, "CONTACT_UPDATE", "rid:B", 52.3, "takeoff");
+        t.sync_contacts(&["rid:B".to_owned()].into());
+        let moved = drain(&t);
+        assert!(moved.contains_key("ndefender/k/contacts/rid:B"), "{:?}", moved.keys());
+        // (Home Assistant object ids escape the `:`: `rid:A` → `rid_rid_3aA`.)
+        let of_a = |k: &&String| k.contains("rid:A") || k.contains("rid_3aA");
+        assert!(!moved.keys().any(|k| of_a(&k)), "{:?}", moved.keys());
+
+        // A is gone: its state and every Home Assistant entity of it are cleared.
+        core.mutate(|st| st.contacts.rid.remove("rid:A"));
+        t.sync_contacts(&["rid:A".to_owned()].into());
+        let gone = drain(&t);
+        let cleared: Vec<&String> = gone.iter().filter(|(_, p)| p.is_empty()).map(|(k, _)| k).collect();
+        let topics_of_a: Vec<&String> = first.keys().filter(of_a).collect();
+        assert_eq!(
+            topics_of_a.len(),
+            5,
+            "state, two trackers and their attributes: {topics_of_a:?}"
+        );
+        assert_eq!(cleared, topics_of_a, "every topic of A cleared, nothing else");
+        assert_eq!(gone.get("ndefender/k/contacts_count"), Some(&Bytes::from_static(b"1")));
+
+        // What the events built is what a full recomputation builds: nothing left to send.
+        let before = t.desired.clone();
+        t.sync();
+        assert_eq!(t.desired, before);
+        assert!(drain(&t).is_empty());
+    }
 
     #[test]
     fn outbox_drops_oldest_events_never_state() {
