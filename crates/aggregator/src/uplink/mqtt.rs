@@ -13,8 +13,8 @@
 //!
 //! Three tasks, so that nothing here can slow the aggregator: the *state* task reads the
 //! hub tap (bounded, never blocks the publisher) and, after each batch of events, the
-//! contact list from the core; it keeps the retained state the broker should hold and
-//! queues differences in the [`Outbox`]. The *publisher* task hands the outbox to rumqttc
+//! contacts those events name from the core (every contact once a second); it keeps the
+//! retained state the broker should hold and queues differences in the [`Outbox`]. The *publisher* task hands the outbox to rumqttc
 //! while connected. The *connection* task polls rumqttc's event loop, reconnects with
 //! back-off, and on every CONNACK asks the state task to queue all retained state again
 //! (a restarted broker without persistence has forgotten it).
