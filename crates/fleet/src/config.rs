@@ -13,18 +13,17 @@ pub struct FleetConfig {
     pub fleet: FleetSection,
 }
 
-/// The fleet daemon's defaults of the shared sections.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Defaults;
-
-impl ndefender_service::server::Defaults for Defaults {
-    const BIND: &'static str = "127.0.0.1:8003";
-    const MAX_CLIENTS: usize = 64;
-    const HEARTBEAT_MS: u64 = 2000;
-    /// Unused: the fleet view takes no commands.
-    const AUDIT_PATH: &'static str = "/var/lib/ndefender/fleet/audit.jsonl";
-    /// A fleet client carries many kits' updates.
-    const CLIENT_QUEUE: usize = 4096;
+ndefender_service::section_defaults! {
+    /// The fleet daemon's defaults of the shared sections.
+    Defaults {
+        bind: "127.0.0.1:8003",
+        max_clients: 64,
+        heartbeat_ms: 2000,
+        // Unused: the fleet view takes no commands.
+        audit_path: "/var/lib/ndefender/fleet/audit.jsonl",
+        // A fleet client carries many kits' updates.
+        client_queue: 4096,
+    }
 }
 
 /// `[server]`: the section every daemon shares (ndefender-service).

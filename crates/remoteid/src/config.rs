@@ -15,17 +15,16 @@ pub struct EngineConfig {
     pub log: LogConfig,
 }
 
-/// The engine's defaults of the shared sections.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Defaults;
-
-impl ndefender_service::server::Defaults for Defaults {
-    const BIND: &'static str = "127.0.0.1:9001";
-    const MAX_CLIENTS: usize = 16;
-    const HEARTBEAT_MS: u64 = 2000;
-    const AUDIT_PATH: &'static str = "/var/lib/ndefender/remoteid/audit.jsonl";
-    /// The aggregator tails the JSONL; WebSocket clients here are few and local.
-    const REPLAY_BUFFER: usize = 1024;
+ndefender_service::section_defaults! {
+    /// The engine's defaults of the shared sections.
+    Defaults {
+        bind: "127.0.0.1:9001",
+        max_clients: 16,
+        heartbeat_ms: 2000,
+        audit_path: "/var/lib/ndefender/remoteid/audit.jsonl",
+        // The aggregator tails the JSONL; WebSocket clients here are few and local.
+        replay_buffer: 1024,
+    }
 }
 
 /// `[server]`: the section every daemon shares (ndefender-service).

@@ -133,14 +133,18 @@ impl<D: Defaults> std::ops::DerefMut for ServerSection<D> {
 }
 
 /// Declares a daemon's [`Defaults`] marker type: its port, client cap, heartbeat and audit
-/// trail, the values its shipped config file lists for the shared sections.
+/// trail, the values its shipped config file lists for the shared sections, and optionally
+/// its own WebSocket queue sizes (`client_queue`, `replay_buffer`; else the trait's).
 #[macro_export]
 macro_rules! section_defaults {
     ($(#[$m:meta])* $name:ident {
         bind: $bind:expr,
         max_clients: $max_clients:expr,
         heartbeat_ms: $heartbeat_ms:expr,
-        audit_path: $audit_path:expr $(,)?
+        audit_path: $audit_path:expr
+        $(, client_queue: $client_queue:expr)?
+        $(, replay_buffer: $replay_buffer:expr)?
+        $(,)?
     }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Default, PartialEq)]
@@ -151,6 +155,8 @@ macro_rules! section_defaults {
             const MAX_CLIENTS: usize = $max_clients;
             const HEARTBEAT_MS: u64 = $heartbeat_ms;
             const AUDIT_PATH: &'static str = $audit_path;
+            $(const CLIENT_QUEUE: usize = $client_queue;)?
+            $(const REPLAY_BUFFER: usize = $replay_buffer;)?
         }
     };
 }
