@@ -153,7 +153,6 @@ impl ContactStore {
             .map(|s| s.contact.data.id.clone())
     }
 
-    /// The unified list: severity desc, distance asc (absent last), newest first, id asc.
     /// One contact by id, as the list shows it.
     pub fn get(&self, id: &str) -> Option<Contact> {
         if let Some(s) = self.rid.get(id) {
@@ -177,6 +176,7 @@ impl ContactStore {
         self.len() == 0
     }
 
+    /// The unified list: severity desc, distance asc (absent last), newest first, id asc.
     pub fn sorted(&self) -> Vec<Contact> {
         let mut all: Vec<(Contact, Option<f64>)> = Vec::with_capacity(self.rid.len() + self.rf.len() + 1);
         all.extend(

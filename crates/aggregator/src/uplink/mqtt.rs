@@ -14,8 +14,8 @@
 //! Three tasks, so that nothing here can slow the aggregator: the *state* task reads the
 //! hub tap (bounded, never blocks the publisher) and, after each batch of events, the
 //! contacts those events name from the core (every contact once a second); it keeps the
-//! retained state the broker should hold and queues differences in the [`Outbox`]. The *publisher* task hands the outbox to rumqttc
-//! while connected. The *connection* task polls rumqttc's event loop, reconnects with
+//! retained state the broker should hold and queues differences in the [`Outbox`]. The
+//! *publisher* task hands the outbox to rumqttc while connected. The *connection* task polls rumqttc's event loop, reconnects with
 //! back-off, and on every CONNACK asks the state task to queue all retained state again
 //! (a restarted broker without persistence has forgotten it).
 
@@ -314,11 +314,24 @@ impl StateTask {
         }
     }
 
-    fn set(&mut self, topic: String, payload: Bytes) {
-        if self.desired.get(&topic) != Some(&payload) {
-            self.desired.insert(topic.clone(), payload.clone());
-            self.shared.outbox().put_retained(topic, payload);
+    /// Makes `topic` hold `payload` on the broker; true when that queued a message.
+    fn set(&mut self, topic: String, payload: Bytes) -> bool {
+        if self.desired.get(&topic) == Some(&payload) {
+            return false;
         }
+        self.desired.insert(topic.clone(), payload.clone());
+        self.shared.outbox().put_retained(topic, payload);
+        true
+    }
+
+    /// Empties `topic` on the broker (an empty retained message deletes it); true when that
+    /// queued a message.
+    fn clear(&mut self, topic: String) -> bool {
+        if self.desired.remove(&topic).is_none() {
+            return false;
+        }
+        self.shared.outbox().put_retained(topic, Bytes::new());
+        true
     }
 
     /// The retained topics of one contact: its state and its Home Assistant entities.
@@ -340,7 +353,6 @@ impl StateTask {
             let now: Vec<(&String, Option<Contact>)> = ids.iter().map(|id| (id, st.contacts.get(id))).collect();
             (st.contacts.len(), now)
         });
-        let mut ob = self.shared.outbox();
         let mut changed = false;
         for (id, c) in now {
             let mut mine = BTreeMap::new();
@@ -348,30 +360,18 @@ impl StateTask {
                 self.contact_topics(c, &mut mine);
             }
             for t in self.owned.remove(id).unwrap_or_default() {
-                if !mine.contains_key(&t) && self.desired.remove(&t).is_some() {
-                    ob.put_retained(t, Bytes::new());
-                    changed = true;
+                if !mine.contains_key(&t) {
+                    changed |= self.clear(t);
                 }
             }
             if c.is_some() {
                 self.owned.insert(id.clone(), mine.keys().cloned().collect());
             }
             for (t, p) in mine {
-                if self.desired.get(&t) != Some(&p) {
-                    ob.put_retained(t.clone(), p.clone());
-                    self.desired.insert(t, p);
-                    changed = true;
-                }
+                changed |= self.set(t, p);
             }
         }
-        let count_topic = self.topics.contacts_count();
-        let count = Bytes::from(count.to_string());
-        if self.desired.get(&count_topic) != Some(&count) {
-            ob.put_retained(count_topic.clone(), count.clone());
-            self.desired.insert(count_topic, count);
-            changed = true;
-        }
-        drop(ob);
+        changed |= self.set(self.topics.contacts_count(), Bytes::from(count.to_string()));
         if changed {
             self.shared.wake.notify_one();
         }
@@ -398,25 +398,22 @@ impl StateTask {
             want.extend(mine);
         }
         self.owned = owned;
-        let mut ob = self.shared.outbox();
         let mut changed = false;
         // Removals first, entity configs before their states (BTreeMap order puts
         // `homeassistant/...` config topics before `ndefender/...` state topics only by
         // accident of the names, so removals of configs go out before new states anyway).
-        for t in self.desired.keys() {
-            if !want.contains_key(t) {
-                ob.put_retained(t.clone(), Bytes::new());
-                changed = true;
-            }
+        let gone: Vec<String> = self
+            .desired
+            .keys()
+            .filter(|t| !want.contains_key(*t))
+            .cloned()
+            .collect();
+        for t in gone {
+            changed |= self.clear(t);
         }
-        for (t, p) in &want {
-            if self.desired.get(t) != Some(p) {
-                ob.put_retained(t.clone(), p.clone());
-                changed = true;
-            }
+        for (t, p) in want {
+            changed |= self.set(t, p);
         }
-        drop(ob);
-        self.desired = want;
         if changed {
             self.shared.wake.notify_one();
         }

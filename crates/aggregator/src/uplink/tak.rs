@@ -61,11 +61,12 @@ fn note_event(kind: &str, json: &str, homes: &mut BTreeMap<String, Point>) -> bo
     }
     // Parsing only the envelopes that can carry a take-off point keeps this cheap.
     if json.contains("\"takeoff\"") {
-        let data = serde_json::from_str::<serde_json::Value>(json)
-            .ok()
-            .and_then(|mut v| serde_json::from_value::<RemoteIdContactEvent>(v["data"].take()).ok());
-        if let Some(d) = data {
-            remember_home(homes, &d.id, &d.fields);
+        #[derive(serde::Deserialize)]
+        struct Event {
+            data: RemoteIdContactEvent,
+        }
+        if let Ok(Event { data }) = serde_json::from_str(json) {
+            remember_home(homes, &data.id, &data.fields);
         }
     }
     true
@@ -523,6 +524,15 @@ mod tests {
         remember_homes(&mut homes, &[]);
         assert!(homes.is_empty());
 
+        assert_eq!(by["ndefender-k-rid-a"].stale_ms, 1000 + 15_000);
+        assert!(by["ndefender-k-rid-a"].remarks.contains("operator_id=OP-1"));
+        for e in &ev {
+            let x = String::from_utf8(e.to_xml()?)?;
+            let mut r = quick_xml::Reader::from_str(&x);
+            r.config_mut().check_end_names = true;
+            while !matches!(r.read_event()?, quick_xml::events::Event::Eof) {}
+        }
+
         // A take-off point seen only on the tap (the contact list, read later, already
         // shows the live operator) is kept.
         // (The event's data as the aggregator publishes it: the merged record.)
@@ -540,14 +550,6 @@ mod tests {
         assert_eq!(homes.get("c"), Some(&(52.01, 13.01, 120.0)));
         let ev3 = picture(&cfg, "k", 3000, None, &cs3, &homes);
         assert!(ev3.iter().any(|e| e.uid == "ndefender-k-rid-c-home"));
-        assert_eq!(by["ndefender-k-rid-a"].stale_ms, 1000 + 15_000);
-        assert!(by["ndefender-k-rid-a"].remarks.contains("operator_id=OP-1"));
-        for e in &ev {
-            let x = String::from_utf8(e.to_xml()?)?;
-            let mut r = quick_xml::Reader::from_str(&x);
-            r.config_mut().check_end_names = true;
-            while !matches!(r.read_event()?, quick_xml::events::Event::Eof) {}
-        }
         Ok(())
     }
 }
