@@ -35,12 +35,12 @@ async fn start(dir: &Path, port: u16, extra: &[(&str, &str)]) -> R<Proc> {
         .await
 }
 
+/// The complete lines of the feed. The daemon may be writing while this reads: a last line
+/// without its newline is not finished yet and waits for the next read.
 fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 async fn wait_for(path: &Path, what: impl Fn(&[Value]) -> bool) -> Vec<Value> {
